@@ -1,0 +1,1 @@
+"""The `snapkeep` command line (Typer + rich)."""

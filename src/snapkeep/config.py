@@ -1,0 +1,73 @@
+"""Settings, read once from the environment and SNAPKEEP_HOME; nothing else reads the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+LAB_FILE = "lab.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    # None means real AWS; the lab (or any other endpoint) is plain configuration.
+    aws_endpoint_url: str | None
+    aws_access_key_id: str | None
+    aws_secret_access_key: str | None
+    region: str = "us-east-1"  # the region of Snapkeep's own resources (vaults, plans) and their ARNs
+    account_id: str = "123456789012"  # the account Snapkeep's own ARNs carry
+    lease_seconds: float = 30.0
+    poll_seconds: float = 2.0
+    worker_threads: int = 2
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("SNAPKEEP_HOME", str(Path.home() / ".snapkeep"))).expanduser()
+        endpoint = env.get("SNAPKEEP_AWS_ENDPOINT_URL") or None
+        key_id = env.get("SNAPKEEP_AWS_ACCESS_KEY_ID") or None
+        secret = env.get("SNAPKEEP_AWS_SECRET_ACCESS_KEY") or None
+        lab = read_lab_file(home)
+        if endpoint is None and lab is not None:
+            endpoint = lab
+            key_id, secret = key_id or "testing", secret or "testing"
+        return cls(
+            home=home,
+            database_url=env.get("SNAPKEEP_DATABASE_URL") or f"sqlite:///{home / 'catalog.db'}",
+            aws_endpoint_url=endpoint,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            region=env.get("SNAPKEEP_REGION", "us-east-1"),
+            account_id=env.get("SNAPKEEP_ACCOUNT_ID", "123456789012"),
+            lease_seconds=float(env.get("SNAPKEEP_LEASE_SECONDS", "30")),
+            poll_seconds=float(env.get("SNAPKEEP_POLL_SECONDS", "2")),
+            worker_threads=int(env.get("SNAPKEEP_WORKER_THREADS", "2")),
+        )
+
+    def with_lab(self, endpoint: str) -> Settings:
+        return replace(self, aws_endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def read_lab_file(home: Path) -> str | None:
+    """The endpoint of a lab that `snapkeep server --lab` is running for this home, if any."""
+    path = home / LAB_FILE
+    if not path.exists():
+        return None
+    try:
+        endpoint = json.loads(path.read_text())["Endpoint"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return endpoint if isinstance(endpoint, str) else None
+
+
+def write_lab_file(home: Path, endpoint: str) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / LAB_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"Endpoint": endpoint}))
+    tmp.replace(path)
+    return path

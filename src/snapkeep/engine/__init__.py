@@ -1,0 +1,1 @@
+"""The engine: scheduler, durable task queue with leases, workers and the resumable job steps."""

@@ -1,0 +1,120 @@
+"""A scheduled run of a rule: resolve the plan's selections against the live inventory, one job per resource."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from snapkeep.catalog.store import CatalogStore
+from snapkeep.domain.arn import Arn
+from snapkeep.domain.jobs import BackupJobState, JobWindows
+from snapkeep.domain.plans import BackupRule, lifecycle_to_aws_json, plan_from_aws_json
+from snapkeep.domain.selection import evaluate, selection_from_aws_json
+from snapkeep.engine.context import Done, EngineContext, Outcome
+from snapkeep.engine.inventory import live_inventory
+from snapkeep.engine.queue import TaskQueue
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4()).upper()
+
+
+def run_scheduled_rule(ctx: EngineContext, run_id: str) -> Outcome:
+    with ctx.store.transaction() as conn:
+        run = ctx.store.get_run(conn, run_id)
+        if run["state"] != "CREATED":
+            return Done()
+        plan_row = ctx.store.get_plan(conn, run["plan_id"], include_deleted=True)
+        selections = ctx.store.list_selections(conn, run["plan_id"])
+    plan = plan_from_aws_json(plan_row["plan"])
+    rule = next((r for r in plan.rules if r.rule_name == run["rule_name"]), None)
+    if rule is None or plan_row["deletion_date"] is not None:
+        with ctx.store.transaction() as conn:
+            ctx.store.update_run(conn, run_id, {"state": "FAILED", "message": "the rule no longer exists"})
+        return Done()
+    resources = live_inventory(ctx)
+    picked: dict[str, str] = {}
+    for sel_row in selections:
+        selection = selection_from_aws_json(sel_row["selection"])
+        for match in evaluate(selection, resources):
+            picked.setdefault(match.resource_arn, selection.iam_role_arn)
+    with ctx.store.transaction() as conn:
+        for resource_arn, role in sorted(picked.items()):
+            create_backup_job(
+                ctx.store,
+                conn,
+                resource_arn=resource_arn,
+                vault=rule.target_backup_vault_name,
+                rule=rule,
+                scheduled_at=run["scheduled_at"],
+                iam_role_arn=role,
+                idempotency_key=f"run:{run_id}:{resource_arn}",
+                plan_id=run["plan_id"],
+                plan_version_id=plan_row["version_id"],
+                run_id=run_id,
+                now=ctx.clock(),
+            )
+        ctx.store.update_run(conn, run_id, {"state": "RESOLVED", "message": f"{len(picked)} resources"})
+        ctx.store.update_plan(conn, run["plan_id"], {"last_execution_date": ctx.clock()})
+    return Done()
+
+
+def create_backup_job(
+    store: CatalogStore,
+    conn: Connection,
+    *,
+    resource_arn: str,
+    vault: str,
+    rule: BackupRule | None,
+    scheduled_at: datetime,
+    iam_role_arn: str | None,
+    idempotency_key: str,
+    now: datetime,
+    plan_id: str | None = None,
+    plan_version_id: str | None = None,
+    run_id: str | None = None,
+    lifecycle: dict[str, Any] | None = None,
+    start_window_minutes: int | None = None,
+    completion_window_minutes: int | None = None,
+    recovery_point_tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Record a backup job and its task in the caller's transaction (idempotent by `idempotency_key`)."""
+    arn = Arn.parse(resource_arn)
+    start_minutes = start_window_minutes or (rule.start_window_minutes if rule else 480)
+    complete_minutes = completion_window_minutes or (rule.completion_window_minutes if rule else 10080)
+    windows = JobWindows.from_minutes(scheduled_at, start_minutes, complete_minutes)
+    if lifecycle is None and rule is not None and rule.lifecycle is not None:
+        lifecycle = lifecycle_to_aws_json(rule.lifecycle)
+    tags = recovery_point_tags if recovery_point_tags is not None else (dict(rule.recovery_point_tags) if rule else {})
+    job = store.insert_job(
+        conn,
+        {
+            "job_id": new_job_id(),
+            "idempotency_key": idempotency_key,
+            "account_id": arn.account,
+            "region": arn.region,
+            "backup_vault_name": vault,
+            "resource_arn": resource_arn,
+            "resource_type": "EC2",
+            "plan_id": plan_id,
+            "plan_version_id": plan_version_id,
+            "rule_name": rule.rule_name if rule else None,
+            "run_id": run_id,
+            "iam_role_arn": iam_role_arn,
+            "state": BackupJobState.CREATED.value,
+            "percent_done": 0.0,
+            "lifecycle": lifecycle,
+            "recovery_point_tags": tags,
+            "scheduled_at": scheduled_at,
+            "start_by": windows.start_by,
+            "complete_by": windows.complete_by,
+            "step": "start",
+            "step_data": {},
+            "creation_date": now,
+        },
+    )
+    TaskQueue.enqueue(conn, "backup", job["job_id"], now)
+    return dict(job)

@@ -1,0 +1,52 @@
+"""The durable scheduler: turns each rule's cron schedule into recorded runs.
+
+Each rule keeps a cursor (the last run time handed out) in the catalog; a tick records every run between the
+cursor and `now` (unique per rule and time) and moves the cursor in the same transaction, so a restart neither
+loses nor repeats a run. Runs missed while Snapkeep was down are recorded too; their jobs end EXPIRED when their
+start window has closed, as AWS Backup's do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from snapkeep.catalog.store import CatalogStore
+from snapkeep.domain.plans import plan_from_aws_json
+from snapkeep.engine.queue import TaskQueue
+
+MAX_CATCH_UP_RUNS = 50  # per rule and tick: a long outage must not flood the queue with expired runs
+
+
+def tick(store: CatalogStore, now: datetime) -> list[str]:
+    """Record the runs that fell due up to `now`; return their ids."""
+    created: list[str] = []
+    with store.transaction() as conn:
+        plans = store.list_plans(conn)
+        for plan_row in plans:
+            plan = plan_from_aws_json(plan_row["plan"])
+            for rule in plan.rules:
+                cursor = store.rule_cursor(conn, plan_row["plan_id"], rule.rule_name) or plan_row["creation_date"]
+                runs = []
+                for run_at in rule.schedule.runs_between(cursor, now, rule.schedule_expression_timezone):
+                    runs.append(run_at)
+                    if len(runs) > MAX_CATCH_UP_RUNS:
+                        runs.pop(0)
+                for run_at in runs:
+                    run_id = str(uuid.uuid4())
+                    if store.insert_run(
+                        conn,
+                        {
+                            "run_id": run_id,
+                            "plan_id": plan_row["plan_id"],
+                            "rule_name": rule.rule_name,
+                            "scheduled_at": run_at,
+                            "state": "CREATED",
+                            "creation_date": now,
+                        },
+                    ):
+                        TaskQueue.enqueue(conn, "run", run_id, now)
+                        created.append(run_id)
+                if runs:
+                    store.set_rule_cursor(conn, plan_row["plan_id"], rule.rule_name, runs[-1])
+    return created

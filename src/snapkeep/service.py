@@ -1,0 +1,553 @@
+"""The operations of AWS Backup over the catalog, in its request and response shapes.
+
+The CLI calls these in local mode, and the AWS Backup-compatible API will serve them; validation lives in the
+pure domain, the catalog is the source of truth, and anything slow is queued for the workers.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from snapkeep.catalog.store import CatalogStore, Row
+from snapkeep.domain import arn as arns
+from snapkeep.domain.errors import Conflict, InvalidParameterValue, InvalidRequest, MissingParameterValue
+from snapkeep.domain.jobs import BackupJobState, RestoreJobStatus, check_stoppable
+from snapkeep.domain.plans import lifecycle_from_aws_json, lifecycle_to_aws_json, plan_from_aws_json, plan_to_aws_json
+from snapkeep.domain.selection import selection_from_aws_json, selection_to_aws_json
+from snapkeep.domain.vaults import validate_vault_name
+from snapkeep.engine.queue import TaskQueue
+from snapkeep.engine.restore import pick_volume
+from snapkeep.engine.runs import create_backup_job, new_job_id
+
+
+def _version_id() -> str:
+    return base64.b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes[:8]).decode().rstrip("=").replace("/", "A")
+
+
+def _require(value: Any, field: str) -> Any:
+    if value is None or value == "":
+        raise MissingParameterValue(f"{field} is required", field=field)
+    return value
+
+
+class BackupService:
+    def __init__(
+        self,
+        store: CatalogStore,
+        region: str,
+        account_id: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.region = region
+        self.account_id = account_id
+        self.clock = clock
+
+    # -- protected accounts ------------------------------------------------------------------------------
+    def put_protected_account(self, account_id: str, regions: list[str], role_arn: str | None = None) -> dict[str, Any]:
+        if not (len(account_id) == 12 and account_id.isdigit()):
+            raise InvalidParameterValue(
+                f"AccountId: '{account_id}' is not a 12-digit AWS account id", field="AccountId"
+            )
+        if not regions:
+            raise MissingParameterValue("Regions: at least one region is required", field="Regions")
+        if role_arn is not None:
+            role = arns.Arn.parse(role_arn, field="RoleArn")
+            if role.service != "iam" or not role.resource.startswith("role/"):
+                raise InvalidParameterValue(f"RoleArn: '{role_arn}' is not an IAM role ARN", field="RoleArn")
+        with self.store.transaction() as conn:
+            self.store.put_account(conn, account_id, role_arn, sorted(set(regions)), self.clock())
+        return {"AccountId": account_id, "Regions": sorted(set(regions)), "RoleArn": role_arn}
+
+    def list_protected_accounts(self) -> list[dict[str, Any]]:
+        with self.store.transaction() as conn:
+            return [
+                {"AccountId": a["account_id"], "Regions": a["regions"], "RoleArn": a["role_arn"]}
+                for a in self.store.list_accounts(conn)
+            ]
+
+    # -- vaults --------------------------------------------------------------------------------------------
+    def create_backup_vault(
+        self,
+        name: str,
+        tags: Mapping[str, str] | None = None,
+        encryption_key_arn: str | None = None,
+        creator_request_id: str | None = None,
+    ) -> dict[str, Any]:
+        validate_vault_name(_require(name, "BackupVaultName"))
+        if encryption_key_arn:
+            key = arns.Arn.parse(encryption_key_arn, field="EncryptionKeyArn")
+            if key.service != "kms":
+                raise InvalidParameterValue("EncryptionKeyArn: must be a KMS key ARN", field="EncryptionKeyArn")
+        now = self.clock()
+        vault_arn = arns.vault_arn(self.region, self.account_id, name)
+        with self.store.transaction() as conn:
+            self.store.insert_vault(
+                conn,
+                {
+                    "name": name,
+                    "arn": vault_arn,
+                    "encryption_key_arn": encryption_key_arn,
+                    "creator_request_id": creator_request_id,
+                    "tags": dict(tags or {}),
+                    "creation_date": now,
+                },
+            )
+        return {"BackupVaultName": name, "BackupVaultArn": vault_arn, "CreationDate": now}
+
+    def describe_backup_vault(self, name: str) -> dict[str, Any]:
+        with self.store.transaction() as conn:
+            row = self.store.get_vault(conn, name)
+            count = self.store.count_recovery_points(conn, name)
+        return self._vault_out(row, count)
+
+    def list_backup_vaults(self) -> list[dict[str, Any]]:
+        with self.store.transaction() as conn:
+            return [
+                self._vault_out(v, self.store.count_recovery_points(conn, v["name"]))
+                for v in self.store.list_vaults(conn)
+            ]
+
+    def delete_backup_vault(self, name: str) -> None:
+        with self.store.transaction() as conn:
+            self.store.get_vault(conn, name)
+            count = self.store.count_recovery_points(conn, name)
+            if count:
+                raise InvalidRequest(
+                    f"Backup vault '{name}' cannot be deleted because it contains {count} recovery points",
+                    field="BackupVaultName",
+                )
+            self.store.delete_vault(conn, name)
+
+    @staticmethod
+    def _vault_out(row: Row, count: int) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "BackupVaultName": row["name"],
+            "BackupVaultArn": row["arn"],
+            "VaultType": "BACKUP_VAULT",
+            "CreationDate": row["creation_date"],
+            "NumberOfRecoveryPoints": count,
+            "Locked": row["locked"],
+        }
+        if row["encryption_key_arn"]:
+            out["EncryptionKeyArn"] = row["encryption_key_arn"]
+        if row["creator_request_id"]:
+            out["CreatorRequestId"] = row["creator_request_id"]
+        return out
+
+    # -- plans ---------------------------------------------------------------------------------------------
+    def create_backup_plan(
+        self, plan_json: Mapping[str, Any], tags: Mapping[str, str] | None = None, creator_request_id: str | None = None
+    ) -> dict[str, Any]:
+        plan = plan_from_aws_json(plan_json)
+        now = self.clock()
+        plan_id = str(uuid.uuid4())
+        version_id = _version_id()
+        stored = plan_to_aws_json(plan)
+        with self.store.transaction() as conn:
+            if self.store.find_plan_by_name(conn, plan.backup_plan_name) is not None:
+                raise Conflict(f"a backup plan named '{plan.backup_plan_name}' already exists", field="BackupPlanName")
+            self._check_vaults(conn, stored)
+            self.store.insert_plan(
+                conn,
+                {
+                    "plan_id": plan_id,
+                    "arn": arns.plan_arn(self.region, self.account_id, plan_id),
+                    "name": plan.backup_plan_name,
+                    "version_id": version_id,
+                    "plan": stored,
+                    "creator_request_id": creator_request_id,
+                    "tags": dict(tags or {}),
+                    "creation_date": now,
+                },
+            )
+        return {
+            "BackupPlanId": plan_id,
+            "BackupPlanArn": arns.plan_arn(self.region, self.account_id, plan_id),
+            "CreationDate": now,
+            "VersionId": version_id,
+        }
+
+    def _check_vaults(self, conn: Any, plan_json: Mapping[str, Any]) -> None:
+        for index, rule in enumerate(plan_json["Rules"]):
+            try:
+                self.store.get_vault(conn, rule["TargetBackupVaultName"])
+            except Exception as exc:
+                raise InvalidParameterValue(
+                    f"Rules[{index}].TargetBackupVaultName: backup vault '{rule['TargetBackupVaultName']}' "
+                    "does not exist",
+                    field=f"Rules[{index}].TargetBackupVaultName",
+                ) from exc
+
+    def update_backup_plan(self, plan_id: str, plan_json: Mapping[str, Any]) -> dict[str, Any]:
+        plan = plan_from_aws_json(plan_json)
+        now = self.clock()
+        version_id = _version_id()
+        stored = plan_to_aws_json(plan)
+        with self.store.transaction() as conn:
+            row = self.store.get_plan(conn, plan_id)
+            other = self.store.find_plan_by_name(conn, plan.backup_plan_name)
+            if other is not None and other["plan_id"] != plan_id:
+                raise Conflict(f"a backup plan named '{plan.backup_plan_name}' already exists", field="BackupPlanName")
+            self._check_vaults(conn, stored)
+            self.store.add_plan_version(conn, plan_id, version_id, stored, now)
+        return {
+            "BackupPlanId": plan_id,
+            "BackupPlanArn": row["arn"],
+            "CreationDate": row["creation_date"],
+            "VersionId": version_id,
+        }
+
+    def get_backup_plan(self, plan_id: str, version_id: str | None = None) -> dict[str, Any]:
+        with self.store.transaction() as conn:
+            row = self.store.get_plan(conn, plan_id, include_deleted=version_id is not None)
+            plan = row["plan"]
+            if version_id:
+                plan = self.store.get_plan_version(conn, plan_id, version_id)["plan"]
+        out: dict[str, Any] = {
+            "BackupPlan": plan,
+            "BackupPlanId": plan_id,
+            "BackupPlanArn": row["arn"],
+            "VersionId": version_id or row["version_id"],
+            "CreationDate": row["creation_date"],
+        }
+        if row["last_execution_date"]:
+            out["LastExecutionDate"] = row["last_execution_date"]
+        if row["deletion_date"]:
+            out["DeletionDate"] = row["deletion_date"]
+        return out
+
+    def list_backup_plans(self, include_deleted: bool = False) -> list[dict[str, Any]]:
+        with self.store.transaction() as conn:
+            rows = self.store.list_plans(conn, include_deleted=include_deleted)
+        return [
+            {
+                "BackupPlanId": r["plan_id"],
+                "BackupPlanArn": r["arn"],
+                "BackupPlanName": r["name"],
+                "VersionId": r["version_id"],
+                "CreationDate": r["creation_date"],
+                "LastExecutionDate": r["last_execution_date"],
+                "DeletionDate": r["deletion_date"],
+            }
+            for r in rows
+        ]
+
+    def list_backup_plan_versions(self, plan_id: str) -> list[dict[str, Any]]:
+        with self.store.transaction() as conn:
+            row = self.store.get_plan(conn, plan_id, include_deleted=True)
+            versions = self.store.list_plan_versions(conn, plan_id)
+        return [
+            {
+                "BackupPlanId": plan_id,
+                "BackupPlanArn": row["arn"],
+                "VersionId": v["version_id"],
+                "BackupPlanName": v["plan"]["BackupPlanName"],
+                "CreationDate": v["creation_date"],
+            }
+            for v in versions
+        ]
+
+    def delete_backup_plan(self, plan_id: str) -> dict[str, Any]:
+        now = self.clock()
+        with self.store.transaction() as conn:
+            row = self.store.get_plan(conn, plan_id)
+            if self.store.list_selections(conn, plan_id):
+                raise InvalidRequest(
+                    "Related backup plan selections must be deleted prior to backup plan deletion", field="BackupPlanId"
+                )
+            self.store.update_plan(conn, plan_id, {"deletion_date": now})
+        return {
+            "BackupPlanId": plan_id,
+            "BackupPlanArn": row["arn"],
+            "DeletionDate": now,
+            "VersionId": row["version_id"],
+        }
+
+    # -- selections ----------------------------------------------------------------------------------------
+    def create_backup_selection(
+        self, plan_id: str, selection_json: Mapping[str, Any], creator_request_id: str | None = None
+    ) -> dict[str, Any]:
+        selection = selection_from_aws_json(selection_json)
+        now = self.clock()
+        selection_id = str(uuid.uuid4())
+        with self.store.transaction() as conn:
+            self.store.get_plan(conn, plan_id)
+            if any(s["name"] == selection.selection_name for s in self.store.list_selections(conn, plan_id)):
+                raise Conflict(
+                    f"a selection named '{selection.selection_name}' already exists in this plan", field="SelectionName"
+                )
+            self.store.insert_selection(
+                conn,
+                {
+                    "selection_id": selection_id,
+                    "plan_id": plan_id,
+                    "name": selection.selection_name,
+                    "selection": selection_to_aws_json(selection),
+                    "creator_request_id": creator_request_id,
+                    "creation_date": now,
+                },
+            )
+        return {"SelectionId": selection_id, "BackupPlanId": plan_id, "CreationDate": now}
+
+    def get_backup_selection(self, plan_id: str, selection_id: str) -> dict[str, Any]:
+        with self.store.transaction() as conn:
+            row = self.store.get_selection(conn, plan_id, selection_id)
+        return {
+            "BackupSelection": row["selection"],
+            "SelectionId": selection_id,
+            "BackupPlanId": plan_id,
+            "CreationDate": row["creation_date"],
+            "CreatorRequestId": row["creator_request_id"],
+        }
+
+    def list_backup_selections(self, plan_id: str) -> list[dict[str, Any]]:
+        with self.store.transaction() as conn:
+            self.store.get_plan(conn, plan_id)
+            rows = self.store.list_selections(conn, plan_id)
+        return [
+            {
+                "SelectionId": r["selection_id"],
+                "SelectionName": r["name"],
+                "BackupPlanId": plan_id,
+                "CreationDate": r["creation_date"],
+                "IamRoleArn": r["selection"]["IamRoleArn"],
+            }
+            for r in rows
+        ]
+
+    def delete_backup_selection(self, plan_id: str, selection_id: str) -> None:
+        with self.store.transaction() as conn:
+            self.store.delete_selection(conn, plan_id, selection_id)
+
+    # -- backup jobs ---------------------------------------------------------------------------------------
+    def start_backup_job(
+        self,
+        vault: str,
+        resource_arn: str,
+        iam_role_arn: str,
+        *,
+        idempotency_token: str | None = None,
+        start_window_minutes: int | None = None,
+        complete_window_minutes: int | None = None,
+        lifecycle: Mapping[str, Any] | None = None,
+        recovery_point_tags: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        arn = arns.Arn.parse(_require(resource_arn, "ResourceArn"))
+        if arn.service != "ec2" or arn.resource_type != "instance":
+            raise InvalidParameterValue(
+                f"ResourceArn: '{resource_arn}' is not an EC2 instance ARN (only EC2 instances are supported)",
+                field="ResourceArn",
+            )
+        _require(iam_role_arn, "IamRoleArn")
+        if start_window_minutes is not None and start_window_minutes < 60:
+            raise InvalidParameterValue("StartWindowMinutes: must be at least 60", field="StartWindowMinutes")
+        if (
+            complete_window_minutes is not None
+            and start_window_minutes is not None
+            and complete_window_minutes < start_window_minutes
+        ):
+            raise InvalidParameterValue(
+                "CompleteWindowMinutes: must not be shorter than StartWindowMinutes", field="CompleteWindowMinutes"
+            )
+        lifecycle_json = None
+        if lifecycle:
+            lifecycle_json = lifecycle_to_aws_json(lifecycle_from_aws_json(lifecycle))
+        now = self.clock()
+        key = f"token:{idempotency_token}" if idempotency_token else f"ondemand:{new_job_id()}"
+        with self.store.transaction() as conn:
+            self.store.get_vault(conn, _require(vault, "BackupVaultName"))
+            with_accounts = {a["account_id"] for a in self.store.list_accounts(conn)}
+            if arn.account not in with_accounts:
+                raise InvalidParameterValue(
+                    f"ResourceArn: account {arn.account} is not protected by Snapkeep "
+                    "(add it with `snapkeep account add`)",
+                    field="ResourceArn",
+                )
+            job = create_backup_job(
+                self.store,
+                conn,
+                resource_arn=resource_arn,
+                vault=vault,
+                rule=None,
+                scheduled_at=now,
+                iam_role_arn=iam_role_arn,
+                idempotency_key=key,
+                now=now,
+                lifecycle=lifecycle_json,
+                start_window_minutes=start_window_minutes,
+                completion_window_minutes=complete_window_minutes,
+                recovery_point_tags=dict(recovery_point_tags or {}),
+            )
+        return {"BackupJobId": job["job_id"], "CreationDate": job["creation_date"], "IsParent": False}
+
+    def describe_backup_job(self, job_id: str) -> dict[str, Any]:
+        with self.store.transaction() as conn:
+            return self._job_out(self.store.get_job(conn, job_id))
+
+    def list_backup_jobs(self, **filters: Any) -> list[dict[str, Any]]:
+        with self.store.transaction() as conn:
+            return [self._job_out(j) for j in self.store.list_jobs(conn, **filters)]
+
+    def stop_backup_job(self, job_id: str) -> None:
+        with self.store.transaction() as conn:
+            job = self.store.get_job(conn, job_id)
+            check_stoppable(BackupJobState(job["state"]))
+            self.store.update_job(conn, job_id, {"state": BackupJobState.ABORTING.value})
+            TaskQueue.enqueue(conn, "backup", job_id, self.clock())
+
+    def _job_out(self, j: Row) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "AccountId": j["account_id"],
+            "BackupJobId": j["job_id"],
+            "BackupVaultName": j["backup_vault_name"],
+            "BackupVaultArn": arns.vault_arn(self.region, self.account_id, j["backup_vault_name"]),
+            "ResourceArn": j["resource_arn"],
+            "ResourceType": j["resource_type"],
+            "State": j["state"],
+            "PercentDone": f"{j['percent_done']:.1f}",
+            "CreationDate": j["creation_date"],
+            "StartBy": j["start_by"],
+            "IamRoleArn": j["iam_role_arn"],
+            "IsParent": False,
+            "BackupSizeInBytes": j["backup_size_bytes"] or 0,
+        }
+        for key, column in (
+            ("StatusMessage", "status_message"),
+            ("RecoveryPointArn", "recovery_point_arn"),
+            ("CompletionDate", "completion_date"),
+            ("ResourceName", "resource_name"),
+        ):
+            if j[column] is not None:
+                out[key] = j[column]
+        if j["plan_id"]:
+            out["CreatedBy"] = {
+                "BackupPlanId": j["plan_id"],
+                "BackupPlanVersion": j["plan_version_id"],
+                "BackupRuleId": j["rule_name"],
+            }
+        return out
+
+    # -- recovery points -----------------------------------------------------------------------------------
+    def list_recovery_points(self, vault: str | None = None, resource_arn: str | None = None) -> list[dict[str, Any]]:
+        with self.store.transaction() as conn:
+            if vault is not None:
+                self.store.get_vault(conn, vault)
+            return [
+                self._rp_out(r) for r in self.store.list_recovery_points(conn, vault=vault, resource_arn=resource_arn)
+            ]
+
+    def describe_recovery_point(self, vault: str, arn: str) -> dict[str, Any]:
+        with self.store.transaction() as conn:
+            row = self.store.get_recovery_point(conn, arn)
+        if row["backup_vault_name"] != vault:
+            raise InvalidParameterValue(
+                f"recovery point {arn} is not in backup vault '{vault}'", field="BackupVaultName"
+            )
+        return self._rp_out(row, detail=True)
+
+    def _rp_out(self, r: Row, detail: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "RecoveryPointArn": r["recovery_point_arn"],
+            "BackupVaultName": r["backup_vault_name"],
+            "BackupVaultArn": arns.vault_arn(self.region, self.account_id, r["backup_vault_name"]),
+            "ResourceArn": r["resource_arn"],
+            "ResourceType": r["resource_type"],
+            "Status": r["status"],
+            "CreationDate": r["creation_date"],
+            "CompletionDate": r["completion_date"],
+            "BackupSizeInBytes": r["backup_size_bytes"],
+            "IsEncrypted": r["is_encrypted"],
+            "StorageClass": r["storage_class"],
+            "IamRoleArn": r["iam_role_arn"],
+            "CreatedBy": {"BackupPlanId": r["plan_id"], "BackupRuleId": r["rule_name"]} if r["plan_id"] else None,
+            "Lifecycle": r["lifecycle"],
+            "CalculatedLifecycle": {"MoveToColdStorageAt": r["move_to_cold_at"], "DeleteAt": r["delete_at"]},
+            "ResourceName": r["resource_name"],
+        }
+        if detail:
+            out["Volumes"] = r["volumes"]
+            out["Instance"] = r["instance"]
+        return {k: v for k, v in out.items() if v is not None}
+
+    # -- restores ------------------------------------------------------------------------------------------
+    def start_restore_job(
+        self,
+        recovery_point_arn: str,
+        metadata: Mapping[str, Any],
+        *,
+        resource_type: str | None = None,
+        iam_role_arn: str | None = None,
+        idempotency_token: str | None = None,
+        copy_source_tags: bool = False,
+    ) -> dict[str, Any]:
+        _require(recovery_point_arn, "RecoveryPointArn")
+        meta = {str(k): v for k, v in (metadata or {}).items()}
+        with self.store.transaction() as conn:
+            point = self.store.get_recovery_point(conn, recovery_point_arn)
+            kind = resource_type or point["resource_type"]
+            if kind not in ("EC2", "EBS"):
+                raise InvalidParameterValue(
+                    f"ResourceType: '{kind}' is not supported (EC2 or EBS)", field="ResourceType"
+                )
+            if kind == "EBS":
+                pick_volume(point, meta)
+                if not (meta.get("availabilityZone") or meta.get("AvailabilityZone")):
+                    raise MissingParameterValue(
+                        "Metadata.availabilityZone is required to restore a volume", field="availabilityZone"
+                    )
+            job_id = new_job_id()
+            job = self.store.insert_restore_job(
+                conn,
+                {
+                    "restore_job_id": job_id,
+                    "idempotency_token": idempotency_token,
+                    "recovery_point_arn": recovery_point_arn,
+                    "resource_type": kind,
+                    "account_id": point["account_id"],
+                    "region": point["region"],
+                    "metadata": meta,
+                    "iam_role_arn": iam_role_arn,
+                    "copy_source_tags": copy_source_tags,
+                    "status": RestoreJobStatus.PENDING.value,
+                    "percent_done": 0.0,
+                    "step": "start",
+                    "step_data": {},
+                    "creation_date": self.clock(),
+                },
+            )
+            TaskQueue.enqueue(conn, "restore", job["restore_job_id"], self.clock())
+        return {"RestoreJobId": job["restore_job_id"]}
+
+    def describe_restore_job(self, job_id: str) -> dict[str, Any]:
+        with self.store.transaction() as conn:
+            return self._restore_out(self.store.get_restore_job(conn, job_id))
+
+    def list_restore_jobs(self, status: str | None = None) -> list[dict[str, Any]]:
+        with self.store.transaction() as conn:
+            return [self._restore_out(r) for r in self.store.list_restore_jobs(conn, status=status)]
+
+    @staticmethod
+    def _restore_out(r: Row) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "AccountId": r["account_id"],
+            "RestoreJobId": r["restore_job_id"],
+            "RecoveryPointArn": r["recovery_point_arn"],
+            "ResourceType": r["resource_type"],
+            "Status": r["status"],
+            "PercentDone": f"{r['percent_done']:.1f}",
+            "CreationDate": r["creation_date"],
+            "IamRoleArn": r["iam_role_arn"],
+        }
+        for key, column in (
+            ("StatusMessage", "status_message"),
+            ("CreatedResourceArn", "created_resource_arn"),
+            ("CompletionDate", "completion_date"),
+        ):
+            if r[column] is not None:
+                out[key] = r[column]
+        return out
