@@ -142,6 +142,10 @@ INVALID_CASES: list[tuple[dict[str, Any], type[Exception], str, str]] = [
     (body(SelectionName="has space"), InvalidParameterValue, "BackupSelection.SelectionName", "1 to 50"),
     (body(SelectionName="x" * 51), InvalidParameterValue, "BackupSelection.SelectionName", "1 to 50"),
     (body(SelectionName=7), InvalidParameterValue, "BackupSelection.SelectionName", "must be a string"),
+    (body(SelectionName="ok\n"), InvalidParameterValue, "BackupSelection.SelectionName", "1 to 50"),
+    (body(IamRoleArn=ROLE + "\n"), InvalidParameterValue, "BackupSelection.IamRoleArn", "not an IAM role ARN"),
+    (body(Resources=[f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-1\n"]), InvalidParameterValue,
+     "BackupSelection.Resources[0]", "contains whitespace"),
     (body(IamRoleArn=...), MissingParameterValue, "BackupSelection.IamRoleArn", "is required"),
     (body(IamRoleArn="arn:aws:iam::111122223333:user/bob"), InvalidParameterValue, "BackupSelection.IamRoleArn",
      "not an IAM role ARN"),
@@ -295,7 +299,8 @@ def test_string_not_equals_keeps_resources_without_the_tag() -> None:
         string_not_equals=(ConditionParameter("aws:ResourceTag/backup", "false"),)))
     picked = {m.resource_arn: m.matched_by for m in evaluate(selection, FLEET)}
     assert FLEET[4].arn not in picked
-    assert picked[FLEET[2].arn] == ("Resources: *", "Conditions.StringNotEquals: aws:ResourceTag/backup=false (tag absent)")
+    assert picked[FLEET[2].arn] == (
+        "Resources: *", "Conditions.StringNotEquals: aws:ResourceTag/backup=false (tag absent)")
     assert picked[FLEET[0].arn] == ("Resources: *", "Conditions.StringNotEquals: aws:ResourceTag/backup=false")
 
 

@@ -102,7 +102,12 @@ def run_demo(keep: bool = False) -> bool:
             return points
 
         first = backup_all("Backup 1")
-        target = picked[0].resource_arn
+        def volume_count(resource_arn: str) -> int:
+            arn = Arn.parse(resource_arn)
+            found = ec2api.describe_instance(sk.context.ec2(arn.account, arn.region), arn.resource_id)
+            return len(found["BlockDeviceMappings"])
+
+        target = max((m.resource_arn for m in picked), key=volume_count)  # the instance with the most disks
         target_arn = Arn.parse(target)
         ec2 = sk.context.ec2(target_arn.account, target_arn.region)
         inst = ec2api.describe_instance(ec2, target_arn.resource_id)

@@ -23,7 +23,7 @@ class Arn:
 
     @classmethod
     def parse(cls, text: str, *, field: str = "ResourceArn") -> Arn:
-        match = _ARN.match(text)
+        match = _ARN.fullmatch(text)
         if not match:
             raise InvalidParameterValue(f"{field}: '{text}' is not a valid ARN", field=field)
         return cls(**match.groupdict())

@@ -135,7 +135,7 @@ def rule_windows(rule: BackupRule, scheduled: datetime) -> tuple[datetime, datet
 
 
 def _invalid(path: str, rule: str | None, problem: str) -> InvalidParameterValue:
-    where = f"{path}: rule '{rule}': " if rule is not None else f"{path}: "
+    where = f"{path}: rule {rule!r}: " if rule is not None else f"{path}: "
     return InvalidParameterValue(where + problem, field=path)
 
 
@@ -186,7 +186,7 @@ def _validate_tags(tags: Mapping[str, str], path: str, rule: str) -> None:
         raise _invalid(path, rule, f"at most {MAX_TAGS} tags, got {len(tags)}")
     for key, value in tags.items():
         if not 1 <= len(key) <= 128:
-            raise _invalid(f"{path}.{key[:128]}", rule, f"tag key must be 1-128 characters, got {len(key)}")
+            raise _invalid(path, rule, f"tag key {key[:40]!r} must be 1-128 characters, got {len(key)}")
         if key.lower().startswith("aws:"):
             raise _invalid(f"{path}.{key}", rule, "tag keys starting with 'aws:' are reserved for AWS")
         if len(value) > 256:
@@ -199,7 +199,7 @@ def _validate_rule(rule: BackupRule, path: str) -> None:
         raise _invalid(f"{path}.RuleName", name, "must be 1-50 letters, digits, '-', '_' or '.'")
     if not _VAULT_NAME.fullmatch(rule.target_backup_vault_name):
         raise _invalid(f"{path}.TargetBackupVaultName", name,
-                       f"'{rule.target_backup_vault_name}' must be 2-50 letters, digits, '-' or '_'")
+                       f"{rule.target_backup_vault_name!r} must be 2-50 letters, digits, '-' or '_'")
     schedule_field = f"{path}.ScheduleExpression"
     try:
         schedule = CronExpression.parse(rule.schedule_expression, field=schedule_field)
@@ -224,7 +224,7 @@ def _validate_rule(rule: BackupRule, path: str) -> None:
                            "continuous backups cannot move to cold storage (EnableContinuousBackup is true)")
         if lc.delete_after_days is None:
             raise MissingParameterValue(
-                f"{path}.Lifecycle.DeleteAfterDays: rule '{name}': continuous backups need a retention of 1-"
+                f"{path}.Lifecycle.DeleteAfterDays: rule {name!r}: continuous backups need a retention of 1-"
                 f"{CONTINUOUS_MAX_RETENTION_DAYS} days", field=f"{path}.Lifecycle.DeleteAfterDays")
         if lc.delete_after_days > CONTINUOUS_MAX_RETENTION_DAYS:
             raise _invalid(f"{path}.Lifecycle.DeleteAfterDays", name,
@@ -235,7 +235,7 @@ def _validate_rule(rule: BackupRule, path: str) -> None:
         copy_path = f"{path}.CopyActions[{i}]"
         if not _VAULT_ARN.fullmatch(copy.destination_backup_vault_arn):
             raise _invalid(f"{copy_path}.DestinationBackupVaultArn", name,
-                           f"'{copy.destination_backup_vault_arn}' is not a backup vault ARN "
+                           f"{copy.destination_backup_vault_arn!r} is not a backup vault ARN "
                            "(arn:aws:backup:<region>:<account>:backup-vault:<name>)")
         if copy.lifecycle is not None:
             validate_lifecycle(copy.lifecycle, f"{copy_path}.Lifecycle", rule_name=name)
@@ -268,7 +268,7 @@ def validate_plan(plan: BackupPlan) -> None:
     """Every AWS Backup rule on a plan; raises on the first one broken."""
     if not _PLAN_NAME.fullmatch(plan.backup_plan_name):
         raise _invalid("BackupPlanName", None,
-                       f"'{plan.backup_plan_name}' must be 1-50 letters, digits, '-', '_' or '.'")
+                       f"{plan.backup_plan_name!r} must be 1-50 letters, digits, '-', '_' or '.'")
     if not plan.rules:
         raise InvalidParameterValue("Rules: a backup plan needs at least one rule", field="Rules")
     seen: dict[str, int] = {}
@@ -350,9 +350,9 @@ def _naming_rule(name: str | None) -> Iterator[None]:
     except (InvalidParameterValue, MissingParameterValue) as exc:
         prefix = f"{exc.field}: "
         if name is None or exc.field is None or not exc.message.startswith(prefix) or \
-                exc.message.startswith(f"{prefix}rule '"):
+                exc.message.startswith(f"{prefix}rule "):
             raise
-        raise type(exc)(f"{prefix}rule '{name}': {exc.message.removeprefix(prefix)}", field=exc.field) from None
+        raise type(exc)(f"{prefix}rule {name!r}: {exc.message.removeprefix(prefix)}", field=exc.field) from None
 
 
 def _tags_from_json(value: object, path: str) -> dict[str, str]:

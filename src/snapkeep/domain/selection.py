@@ -1,51 +1,7 @@
 """Which resources a BackupSelection picks, exactly as AWS Backup does, and why.
 
-AWS Backup's rule (API reference, ``BackupSelection``; developer guide, "Assign resources with AWS CLI"):
-
-    selected  =  (any Resources pattern matches  OR  any ListOfTags condition matches)
-                 AND every Conditions entry holds
-                 AND no NotResources pattern matches
-
-* ``Resources`` entries are OR-ed ("the resources must match any of the ARNs"); ``ListOfTags`` entries are OR-ed
-  ("match any of the conditions"), and the two lists are OR-ed with each other, so ``Resources: ["*"]`` together
-  with a ListOfTags tag picks *everything*, tagged or not (terraform-provider-aws #41274, PR #49870;
-  aws-cdk #18911; cloudposse/terraform-aws-backup #97). To narrow ARNs by tag use ``Conditions``.
-* ``Conditions`` entries are AND-ed, every entry of every operator ("the resources must match all
-  conditions"), so two StringEquals on the same key with different values select nothing. The developer guide
-  states "The Boolean arithmetic is similar to that in IAM policies".
-* ``Resources: ["*"]`` matches every resource (the guide's "Select all resources in my account").
-* AWS refuses a selection whose ``Resources`` and ``ListOfTags`` are both empty with InvalidParameterValueException
-  "Invalid backup selection. Either 'ListOfTags' or 'Resources' section must be non-empty."
-  (ministryofjustice/modernisation-platform-terraform-baselines PR #90 (2022) and #293 (2023);
-  terraform-provider-aws PR #25436), even though the API reference still says an empty selection "attempts to select
-  all supported and opted-in storage resources". ``validate_selection`` mirrors what the service does.
-
-Matching details:
-
-* Tag keys and values are case sensitive ("Condition operators are case sensitive"; "Be aware that tags are
-  case-sensitive"). Only the ``aws:ResourceTag/`` prefix itself is read case-insensitively and rewritten to
-  that spelling.
-* ``StringLike`` / ``StringNotLike``: ``*`` matches any run of characters (also empty) anywhere in the value
-  (API reference: "prod*" or "*rod*" match "production"). ``?`` matches exactly one character, as in IAM's
-  StringLike; AWS Backup's pages only mention ``*``, so ``?`` is IAM behaviour, not verified for AWS Backup.
-* A resource without the tag: StringEquals and StringLike are false; StringNotEquals and StringNotLike are
-  *true*. This is IAM's rule ("If the policy condition requires that the key is not matched, such as
-  StringNotLike or ArnNotLike, and the right key is not present, the condition is true", IAM User Guide,
-  condition operators), and what makes the common ``StringNotEquals aws:ResourceTag/backup=false`` keep untagged
-  resources.
-* ListOfTags keys may be written ``Department`` or ``aws:ResourceTag/Department``: AWS's own pages use both
-  (API reference example ``"ConditionKey": "backup"``; CloudFormation example
-  ``"aws:ResourceTag/CreatedByCryo"``). Both name the tag ``Department``; Snapkeep keeps the bare key.
-  Conditions keys must carry the prefix (API reference, ConditionParameter: "Include the prefix
-  aws:ResourceTag in your tags").
-* ARN patterns: botocore's model (1.44) says "the asterisk (*) must appear at the end of the ARN string (prefix
-  pattern). For example, arn:aws:s3:::my-bucket-* is valid, but arn:aws:s3:::*-logs is not supported", while
-  AWS's own examples also put ``*`` as a whole region or account field (``arn:aws:ec2:*:*:volume/*``). So ``*``
-  is accepted at the end (matching any rest, ``/`` and ``:`` included, so ``arn:aws:ec2:*`` is every EC2
-  resource) or as a whole region or account field (matching one field). ARNs compare case-sensitively;
-  ``?`` is not a wildcard in ARNs.
-* Limits: at most 500 ARNs per list and at most 30 of them with wildcards (API reference: "The maximum number of
-  ARNs is 500 without wildcards, or 30 ARNs with wildcards"; read leniently, see ``MAX_WILDCARD_ARNS``).
+``evaluate`` documents AWS Backup's selection rule and its sources; ``explain`` says why one resource is in or out;
+``duplicates`` finds resources that several selections pick; the rest reads, writes and validates AWS's JSON.
 """
 
 from __future__ import annotations
@@ -187,6 +143,8 @@ def arn_pattern_problem(pattern: str) -> str | None:
     """What is wrong with a Resources/NotResources entry, or None when AWS Backup would take it."""
     if pattern == "*":
         return None
+    if any(char.isspace() for char in pattern):
+        return "contains whitespace"
     if not pattern.startswith("arn:"):
         return "is neither an ARN nor '*'"
     if "*" not in pattern:
@@ -286,8 +244,54 @@ def explain(selection: BackupSelection, resource: ProtectedResource) -> Selectio
 def evaluate(selection: BackupSelection, resources: Iterable[ProtectedResource]) -> list[SelectionMatch]:
     """The resources `selection` picks, in input order, each with the rules that picked it.
 
-    A resource is picked when it matches (any Resources pattern OR any ListOfTags condition) AND every
-    Conditions entry AND no NotResources pattern; the module docstring gives the details and their sources.
+    AWS Backup's rule (API reference, ``BackupSelection``; developer guide, "Assign resources with AWS CLI"):
+
+        selected  =  (any Resources pattern matches  OR  any ListOfTags condition matches)
+                     AND every Conditions entry holds
+                     AND no NotResources pattern matches
+
+    * ``Resources`` entries are OR-ed ("the resources must match any of the ARNs"); ``ListOfTags`` entries are OR-ed
+      ("match any of the conditions"), and the two lists are OR-ed with each other, so ``Resources: ["*"]`` together
+      with a ListOfTags tag picks *everything*, tagged or not (terraform-provider-aws #41274, PR #49870;
+      aws-cdk #18911; cloudposse/terraform-aws-backup #97). To narrow ARNs by tag use ``Conditions``.
+    * ``Conditions`` entries are AND-ed, every entry of every operator ("the resources must match all
+      conditions"), so two StringEquals on the same key with different values select nothing. The developer guide
+      states "The Boolean arithmetic is similar to that in IAM policies".
+    * ``Resources: ["*"]`` matches every resource passed in (the guide's "Select all resources in my account"; AWS
+      limits that to supported, opted-in resource types, which the caller decides by what it passes).
+    * AWS refuses a selection whose ``Resources`` and ``ListOfTags`` are both empty with InvalidParameterValueException
+      "Invalid backup selection. Either 'ListOfTags' or 'Resources' section must be non-empty."
+      (ministryofjustice/modernisation-platform-terraform-baselines PR #90 (2022) and #293 (2023);
+      terraform-provider-aws PR #25436), even though the API reference still says an empty selection "attempts to select
+      all supported and opted-in storage resources". ``validate_selection`` mirrors what the service does.
+
+    Matching details:
+
+    * Tag keys and values are case sensitive ("Condition operators are case sensitive"; "Be aware that tags are
+      case-sensitive"). Only the ``aws:ResourceTag/`` prefix itself is read case-insensitively and rewritten to
+      that spelling.
+    * ``StringLike`` / ``StringNotLike``: ``*`` matches any run of characters (also empty) anywhere in the value
+      (API reference: "prod*" or "*rod*" match "production"). ``?`` matches exactly one character, as in IAM's
+      StringLike; AWS Backup's pages only mention ``*``, so ``?`` is IAM behaviour, not verified for AWS Backup.
+    * A resource without the tag: StringEquals and StringLike are false; StringNotEquals and StringNotLike are
+      *true*. This is IAM's rule ("If the policy condition requires that the key is not matched, such as
+      StringNotLike or ArnNotLike, and the right key is not present, the condition is true", IAM User Guide,
+      condition operators), and what makes the common ``StringNotEquals aws:ResourceTag/backup=false`` keep untagged
+      resources.
+    * ListOfTags keys may be written ``Department`` or ``aws:ResourceTag/Department``: AWS's own pages use both
+      (API reference example ``"ConditionKey": "backup"``; CloudFormation example
+      ``"aws:ResourceTag/CreatedByCryo"``). Both name the tag ``Department``; Snapkeep keeps the bare key.
+      Conditions keys must carry the prefix (API reference, ConditionParameter: "Include the prefix
+      aws:ResourceTag in your tags").
+    * ARN patterns: botocore's model (1.44) says "the asterisk (*) must appear at the end of the ARN string (prefix
+      pattern). For example, arn:aws:s3:::my-bucket-* is valid, but arn:aws:s3:::*-logs is not supported", while
+      AWS's own examples also put ``*`` as a whole region or account field (``arn:aws:ec2:*:*:volume/*``). So ``*``
+      is accepted at the end (matching any rest, ``/`` and ``:`` included, so ``arn:aws:ec2:*`` is every EC2
+      resource) or as a whole region or account field (matching one field). ARNs compare case-sensitively;
+      ``?`` is not a wildcard in ARNs.
+    * Limits: at most 500 ARNs per list and at most 30 of them with wildcards (API reference: "The maximum number of
+      ARNs is 500 without wildcards, or 30 ARNs with wildcards"; read leniently, see ``MAX_WILDCARD_ARNS``).
+
     The selection is not validated here (see ``validate_selection``): an empty Resources and ListOfTags picks
     nothing.
     """
@@ -337,13 +341,13 @@ def validate_selection(selection: BackupSelection, *, field: str = "BackupSelect
     name_path, role_path = f"{field}.SelectionName", f"{field}.IamRoleArn"
     if not selection.selection_name:
         raise MissingParameterValue(f"{name_path}: is required", field=name_path)
-    if not isinstance(selection.selection_name, str) or not _SELECTION_NAME.match(selection.selection_name):
+    if not isinstance(selection.selection_name, str) or not _SELECTION_NAME.fullmatch(selection.selection_name):
         raise InvalidParameterValue(
             f"{name_path}: '{selection.selection_name}' must be 1 to 50 letters, digits or '-_.' characters",
             field=name_path)
     if not selection.iam_role_arn:
         raise MissingParameterValue(f"{role_path}: is required", field=role_path)
-    if not isinstance(selection.iam_role_arn, str) or not _IAM_ROLE_ARN.match(selection.iam_role_arn):
+    if not isinstance(selection.iam_role_arn, str) or not _IAM_ROLE_ARN.fullmatch(selection.iam_role_arn):
         raise InvalidParameterValue(
             f"{role_path}: '{selection.iam_role_arn}' is not an IAM role ARN "
             "(arn:aws:iam::123456789012:role/NAME)", field=role_path)
@@ -382,7 +386,7 @@ def _refuse_unknown(data: Mapping[str, Any], allowed: Sequence[str], path: str) 
         if key not in allowed:
             hint = get_close_matches(str(key), allowed, n=1)
             also = f"; did you mean '{hint[0]}'?" if hint else f" (expected {', '.join(allowed)})"
-            raise InvalidParameterValue(f"{path}: unknown key '{key}'{also}", field=f"{path}.{key}")
+            raise InvalidParameterValue(f"{path}.{key}: unknown key '{key}'{also}", field=f"{path}.{key}")
 
 
 def _object(value: Any, path: str) -> Mapping[str, Any]:
@@ -432,7 +436,7 @@ def selection_from_aws_json(data: Mapping[str, Any], *, field: str = "BackupSele
             _string(entry.get("ConditionValue"), f"{item}.ConditionValue", required=True)))
 
     conditions_path = f"{field}.Conditions"
-    raw_conditions = _object(body.get("Conditions") or {}, conditions_path)
+    raw_conditions = _object({} if body.get("Conditions") is None else body["Conditions"], conditions_path)
     _refuse_unknown(raw_conditions, _OPERATORS, conditions_path)
     operators: dict[str, tuple[ConditionParameter, ...]] = {}
     for operator in _OPERATORS:

@@ -41,7 +41,7 @@ def validate_vault_name(name: object, field: str = "BackupVaultName") -> str:
     """Return `name` when AWS would accept it as a backup vault name; raise naming `field` otherwise."""
     if name is None or name == "":
         raise MissingParameterValue(f"{field}: is required", field=field)
-    if not isinstance(name, str) or not _VAULT_NAME.match(name):
+    if not isinstance(name, str) or not _VAULT_NAME.fullmatch(name):
         raise InvalidParameterValue(
             f"{field}: '{name}' must be 2 to 50 letters, digits, hyphens or underscores", field=field)
     return name

@@ -143,7 +143,8 @@ def _step_record(ctx: EngineContext, job: dict[str, Any]) -> Outcome:
     now = ctx.clock()
     rp_arn = image_arn(job["region"], data["image_id"])
     lifecycle = lifecycle_from_aws_json(job["lifecycle"]) if job["lifecycle"] else None
-    move_at, delete_at = calculated_lifecycle(now, lifecycle) if lifecycle else (None, None)
+    created = job["started_at"] or now  # AWS counts retention from the recovery point's creation
+    move_at, delete_at = calculated_lifecycle(created, lifecycle) if lifecycle else (None, None)
     volumes = [
         {
             "DeviceName": bdm["DeviceName"],
@@ -188,7 +189,7 @@ def _step_record(ctx: EngineContext, job: dict[str, Any]) -> Outcome:
                 "instance": config,
                 "volumes": volumes,
                 "completion_date": now,
-                "creation_date": job["started_at"] or now,
+                "creation_date": created,
             },
         )
         ctx.store.update_job(

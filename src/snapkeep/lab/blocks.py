@@ -34,15 +34,17 @@ def block_count(size_gib: int) -> int:
 class BlockMap:
     """Sparse map of block index -> exactly BLOCK_SIZE bytes; unwritten blocks read as zeros.
 
-    Not thread-safe by itself: the lab serialises writers with one lock. Digests are cached until the next
-    write, and the cache travels with `copy()`, so a volume restored from a snapshot hashes only once.
+    Not thread-safe by itself: the lab serialises writers with one lock. Digests are cached in a dict that
+    copies share while their content is the same (a write gives the writer a fresh one), so a snapshot, its
+    copies and the volumes restored from it are hashed once between them.
     """
 
-    __slots__ = ("_blocks", "_digests")
+    __slots__ = ("_blocks", "_digests", "_version")
 
     def __init__(self, blocks: Mapping[int, bytes] | None = None) -> None:
         self._blocks: dict[int, bytes] = dict(blocks) if blocks else {}
         self._digests: dict[int, str] = {}
+        self._version = 0
         for index, data in self._blocks.items():
             _check_block(index, data)
 
@@ -51,6 +53,18 @@ class BlockMap:
 
     def __contains__(self, index: object) -> bool:
         return index in self._blocks
+
+    @property
+    def version(self) -> int:
+        """Bumped by every write: a digest computed on a copy is remembered only if nothing changed since."""
+        return self._version
+
+    def cached_digest(self, size_bytes: int) -> str | None:
+        return self._digests.get(size_bytes)
+
+    def remember_digest(self, size_bytes: int, digest: str, version: int) -> None:
+        if version == self._version:
+            self._digests[size_bytes] = digest
 
     def get(self, index: int) -> bytes | None:
         return self._blocks.get(index)
@@ -68,14 +82,14 @@ class BlockMap:
         """A copy that shares the block bytes (immutable), so it costs one dict copy."""
         clone = BlockMap()
         clone._blocks = dict(self._blocks)
-        clone._digests = dict(self._digests)
+        clone._digests = self._digests
         return clone
 
     def put(self, index: int, data: bytes) -> None:
         """Replace one whole block."""
         _check_block(index, data)
         self._blocks[index] = bytes(data)
-        self._digests.clear()
+        self._changed()
 
     def write(self, offset: int, data: bytes) -> None:
         """Write `data` at byte `offset`, read-modify-writing the partial blocks at either end."""
@@ -96,7 +110,11 @@ class BlockMap:
             self._blocks[index] = block
             position += take
         if data:
-            self._digests.clear()
+            self._changed()
+
+    def _changed(self) -> None:
+        self._version += 1
+        self._digests = {}
 
     def read(self, offset: int, length: int) -> bytes:
         """`length` bytes from byte `offset`, zeros where nothing was written."""

@@ -17,13 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from moto.core.responses import ActionResult
-from moto.core.utils import utcnow
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.elastic_block_store import Snapshot, Volume
 from moto.ec2.utils import random_snapshot_id
 
 from snapkeep.lab import tokens
-from snapkeep.lab.blocks import BLOCK_SIZE, CHECKSUM_ALGORITHM, block_count, sha256_b64
+from snapkeep.lab.blocks import BLOCK_SIZE, CHECKSUM_ALGORITHM, BlockMap, block_count, sha256_b64
 from snapkeep.lab.errors import EbsConflictError, EbsNotFoundError, EbsValidationError
 from snapkeep.lab.records import LAB_LOCK, SnapshotData, clock, set_snapshot_data, snapshot_data
 from snapkeep.lab.settings import SETTINGS
@@ -44,7 +43,8 @@ _CLIENT_TOKENS = "_snapkeep_client_tokens"
 
 def placeholder_volume(backend: Any, size_gib: int) -> Any:
     """A Volume object that is not registered in the backend: what a snapshot without a source points at."""
-    return Volume(backend, volume_id=PLACEHOLDER_VOLUME_ID, size=size_gib, zone=None)
+    volume_class: Any = Volume
+    return volume_class(backend, volume_id=PLACEHOLDER_VOLUME_ID, size=size_gib, zone=None)
 
 
 def _backend(response: Any) -> Any:
@@ -82,7 +82,7 @@ def _int(value: object, field: str, *, minimum: int = 0, maximum: int | None = N
     if isinstance(value, bool):
         raise EbsValidationError(f"{field}: must be an integer, got {value!r}.")
     try:
-        number = int(value)  # type: ignore[call-overload]
+        number: int = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise EbsValidationError(f"{field}: must be an integer, got {value!r}.") from None
     if number < minimum or (maximum is not None and number > maximum):
@@ -103,12 +103,12 @@ def _block_index(value: object, data: SnapshotData) -> int:
     return index
 
 
-def _page(
-    indexes: Sequence[int], listing: str, params: Callable[[str], Any]
-) -> tuple[list[int], str | None]:
+def _page(indexes: Sequence[int], listing: str, params: Callable[[str], Any]) -> tuple[list[int], str | None]:
     """One page of ascending `indexes` per MaxResults, NextToken and StartingBlockIndex."""
     raw_max = params("MaxResults")
-    limit = MAX_PAGE if raw_max is None else _int(raw_max, "MaxResults", minimum=-(2**31), maximum=MAX_PAGE)
+    limit = MAX_PAGE if raw_max is None else _int(raw_max, "MaxResults", minimum=-(2**63))
+    if limit > MAX_PAGE:
+        raise EbsValidationError(f"MaxResults: must be at most {MAX_PAGE}, got {limit}.")
     limit = max(limit, MIN_PAGE)  # the API answers at least 100 blocks, whatever smaller value is asked
     next_token = params("NextToken")
     if next_token:
@@ -250,7 +250,7 @@ def _start_fingerprint(self: Any) -> tuple[Any, ...]:
         self._get_param("KmsKeyArn"),
         self._get_param("Description"),
         self._get_param("Timeout"),
-        tuple(sorted((str(t.get("Key")), str(t.get("Value"))) for t in tags)),
+        repr(tags),
     )
 
 
@@ -306,7 +306,7 @@ def _start(self: Any, backend: Any) -> tuple[Any, SnapshotData]:
     encrypted_param = self._get_param("Encrypted")
     kms_key_arn = self._get_param("KmsKeyArn")
     parent_id = self._get_param("ParentSnapshotId")
-    tags = self._get_param("Tags") or []
+    tags = _tags(self._get_param("Tags"))
     blocks_source = None
     lineage: str | None = None
     if parent_id:
@@ -339,7 +339,7 @@ def _start(self: Any, backend: Any) -> tuple[Any, SnapshotData]:
         kms_key_id=kms_key,
     )
     data = SnapshotData(
-        blocks_source.copy() if blocks_source is not None else _empty_blocks(),
+        blocks_source.copy() if blocks_source is not None else BlockMap(),
         lineage=lineage or f"lineage-{snapshot.id}",
         volume_size=size,
         delay=SETTINGS.snapshot_seconds,
@@ -351,14 +351,26 @@ def _start(self: Any, backend: Any) -> tuple[Any, SnapshotData]:
     set_snapshot_data(snapshot, data)
     backend.snapshots[snapshot.id] = snapshot
     if tags:
-        snapshot.add_tags({str(t["Key"]): str(t.get("Value", "")) for t in tags})
+        snapshot.add_tags(tags)
     return snapshot, data
 
 
-def _empty_blocks() -> Any:
-    from snapkeep.lab.blocks import BlockMap
-
-    return BlockMap()
+def _tags(raw: object) -> dict[str, str]:
+    """StartSnapshot's Tags as a dict, refusing what AWS refuses (INVALID_TAG)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list) or len(raw) > 50:
+        raise EbsValidationError("Tags: must be a list of at most 50 {Key, Value} pairs.", "INVALID_TAG")
+    tags: dict[str, str] = {}
+    for tag in raw:
+        key = tag.get("Key") if isinstance(tag, dict) else None
+        value = tag.get("Value", "") if isinstance(tag, dict) else None
+        if not isinstance(key, str) or not key or len(key) > 127 or key.lower().startswith("aws:"):
+            raise EbsValidationError(f"Tags: invalid tag key {key!r}.", "INVALID_TAG")
+        if not isinstance(value, str) or len(value) > 255:
+            raise EbsValidationError(f"Tags: invalid value for tag {key!r}.", "INVALID_TAG")
+        tags[key] = value
+    return tags
 
 
 def put_snapshot_block(self: Any) -> ActionResult:
@@ -431,7 +443,6 @@ def complete_snapshot(self: Any) -> ActionResult:
                 )
         data.delay = SETTINGS.snapshot_seconds
         data.sealed_at = clock()
-        snapshot.start_time = snapshot.start_time or utcnow()
     return ActionResult({"Status": data.status()})
 
 

@@ -34,11 +34,6 @@ class EbsConflictError(EbsApiError):
     code = "ConflictException"
 
 
-class EbsAccessDeniedError(EbsApiError):
-    code = "AccessDeniedException"
-    default_reason = "UNAUTHORIZED_ACCOUNT"
-
-
 def ec2_error(code: str, message: str) -> EC2ClientError:
     """An EC2 error with AWS's code, e.g. `InvalidParameterValue` or `IncorrectState`."""
     return EC2ClientError(code, message)

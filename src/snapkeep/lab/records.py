@@ -98,10 +98,6 @@ def snapshot_data(snapshot: Any) -> SnapshotData:
     return data  # type: ignore[no-any-return]
 
 
-def has_snapshot_data(snapshot: Any) -> bool:
-    return getattr(snapshot, ATTRIBUTE, None) is not None
-
-
 def set_snapshot_data(snapshot: Any, data: SnapshotData) -> None:
     setattr(snapshot, ATTRIBUTE, data)
 

@@ -1,0 +1,162 @@
+"""Backups and restores end to end against the lab over HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snapkeep.app import Snapkeep
+from snapkeep.aws import ec2 as ec2api
+from snapkeep.domain.arn import Arn
+from snapkeep.engine import scheduler
+from snapkeep.lab.fleet import seed_fleet
+from snapkeep.lab.harness import LabHarness
+from snapkeep.lab.server import LabServer
+from tests.lab_flow import ROLE, drain, instance_volumes, open_on_lab, set_snapshot_seconds, tagged_instances
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabServer]:
+    server = LabServer(snapshot_seconds=0.0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sk(lab: LabServer, catalog_url: str, tmp_path: Path) -> Iterator[Snapkeep]:
+    harness = LabHarness(lab.endpoint)
+    harness.reset()
+    set_snapshot_seconds(lab.endpoint, 0.0)
+    fleet = seed_fleet(lab.endpoint)
+    app = open_on_lab(lab.endpoint, catalog_url, tmp_path, fleet)
+    app.service.create_backup_vault("main")
+    yield app
+    app.close()
+
+
+def multi_volume_instance(sk: Snapkeep) -> str:
+    for arn in tagged_instances(sk, "backup", "daily"):
+        if len(instance_volumes(sk, arn)) >= 2:
+            return arn
+    raise AssertionError("the seed fleet has no tagged instance with several volumes")
+
+
+def digests(harness: LabHarness, volumes: dict[str, str]) -> dict[str, str]:
+    return {dev: harness.volume_digest(vol) for dev, vol in volumes.items()}
+
+
+def test_backup_then_restore_instance_and_volume(sk: Snapkeep, lab: LabServer) -> None:
+    harness = LabHarness(lab.endpoint)
+    target = multi_volume_instance(sk)
+    volumes = instance_volumes(sk, target)
+    before = digests(harness, volumes)
+
+    job = sk.service.start_backup_job("main", target, ROLE, lifecycle={"DeleteAfterDays": 7})
+    drain(sk)
+    done = sk.service.describe_backup_job(job["BackupJobId"])
+    assert done["State"] == "COMPLETED", done
+    point = sk.service.describe_recovery_point("main", done["RecoveryPointArn"])
+    assert point["RecoveryPointArn"].startswith(f"arn:aws:ec2:{Arn.parse(target).region}::image/ami-")
+    assert {v["DeviceName"] for v in point["Volumes"]} == set(volumes)
+    for vol in point["Volumes"]:
+        assert harness.snapshot_digest(vol["SnapshotId"]) == before[vol["DeviceName"]]
+    assert point["CalculatedLifecycle"]["DeleteAt"] - point["CreationDate"] == timedelta(days=7)
+
+    # The guest writes after the backup: the recovery point must not change.
+    data_device = sorted(volumes)[-1]
+    harness.write_volume(volumes[data_device], 524288 * 2 + 17, b"written after the backup" * 500)
+    after = digests(harness, volumes)
+    assert after[data_device] != before[data_device]
+
+    restore = sk.service.start_restore_job(point["RecoveryPointArn"], {"InstanceType": "t3.small"},
+                                           copy_source_tags=True)
+    drain(sk)
+    restored = sk.service.describe_restore_job(restore["RestoreJobId"])
+    assert restored["Status"] == "COMPLETED", restored
+    new_arn = restored["CreatedResourceArn"]
+    assert new_arn != target
+    assert digests(harness, instance_volumes(sk, new_arn)) == before
+    arn = Arn.parse(new_arn)
+    inst = ec2api.describe_instance(sk.context.ec2(arn.account, arn.region), arn.resource_id)
+    assert inst["InstanceType"] == "t3.small"
+    tags = ec2api.tag_dict(inst.get("Tags"))
+    assert tags.get("backup") == "daily" and tags[ec2api.TAG_RESTORE_JOB] == restore["RestoreJobId"]
+
+    zone = f"{arn.region}b"
+    single = sk.service.start_restore_job(point["RecoveryPointArn"], {"availabilityZone": zone,
+                                                                      "DeviceName": data_device},
+                                          resource_type="EBS")
+    drain(sk)
+    vol_job = sk.service.describe_restore_job(single["RestoreJobId"])
+    assert vol_job["Status"] == "COMPLETED", vol_job
+    volume_id = Arn.parse(vol_job["CreatedResourceArn"]).resource_id
+    assert harness.volume_digest(volume_id) == before[data_device]
+    described = ec2api.describe_volumes(sk.context.ec2(arn.account, arn.region), [volume_id])[volume_id]
+    assert described["AvailabilityZone"] == zone
+
+
+def test_scheduled_run_backs_up_exactly_the_selection(sk: Snapkeep) -> None:
+    plan = sk.service.create_backup_plan({"BackupPlanName": "p", "Rules": [
+        {"RuleName": "hourly", "TargetBackupVaultName": "main", "ScheduleExpression": "cron(0 * ? * * *)",
+         "StartWindowMinutes": 60, "CompletionWindowMinutes": 120}]})
+    sk.service.create_backup_selection(plan["BackupPlanId"], {
+        "SelectionName": "daily-tag", "IamRoleArn": ROLE,
+        "ListOfTags": [{"ConditionType": "STRINGEQUALS", "ConditionKey": "backup", "ConditionValue": "daily"}]})
+    created = sk.service.get_backup_plan(plan["BackupPlanId"])["CreationDate"]
+    now = created.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=1)
+    real = sk.context.clock
+    offset = now - real()
+    sk.context.clock = lambda: real() + offset  # an hour later, and still moving
+    assert len(scheduler.tick(sk.store, now)) == 1
+    drain(sk)
+    jobs = sk.service.list_backup_jobs()
+    expected = tagged_instances(sk, "backup", "daily")
+    assert sorted(j["ResourceArn"] for j in jobs) == expected
+    assert len({Arn.parse(a).account for a in expected}) == 2, "the fleet spans two accounts"
+    assert all(j["State"] == "COMPLETED" for j in jobs), jobs
+    assert all(j["CreatedBy"]["BackupPlanId"] == plan["BackupPlanId"] for j in jobs)
+
+
+def test_job_of_a_vanished_instance_fails_cleanly(sk: Snapkeep) -> None:
+    target = tagged_instances(sk, "backup", "daily")[0]
+    arn = Arn.parse(target)
+    sk.context.ec2(arn.account, arn.region).terminate_instances(InstanceIds=[arn.resource_id])
+    job = sk.service.start_backup_job("main", target, ROLE)
+    drain(sk)
+    out = sk.service.describe_backup_job(job["BackupJobId"])
+    assert out["State"] == "FAILED"
+    assert arn.resource_id in out["StatusMessage"]
+
+
+def test_stopped_job_is_aborted_and_leaves_no_snapshot(sk: Snapkeep, lab: LabServer) -> None:
+    set_snapshot_seconds(lab.endpoint, 30.0)
+    target = multi_volume_instance(sk)
+    job_id = sk.service.start_backup_job("main", target, ROLE)["BackupJobId"]
+    for _ in range(3):  # start, snapshot, first poll: the snapshots are pending
+        from snapkeep.engine.worker import run_one
+
+        run_one(sk.context, "test-worker")
+    job = sk.service.describe_backup_job(job_id)
+    assert job["State"] == "RUNNING"
+    sk.service.stop_backup_job(job_id)
+    set_snapshot_seconds(lab.endpoint, 0.0)
+    drain(sk)
+    assert sk.service.describe_backup_job(job_id)["State"] == "ABORTED"
+    arn = Arn.parse(target)
+    assert ec2api.snapshots_tagged(sk.context.ec2(arn.account, arn.region), ec2api.TAG_BACKUP_JOB, job_id) == []
+
+
+def test_job_past_its_start_window_expires(sk: Snapkeep) -> None:
+    target = tagged_instances(sk, "backup", "daily")[0]
+    job_id = sk.service.start_backup_job("main", target, ROLE, start_window_minutes=60)["BackupJobId"]
+    real = sk.context.clock
+    sk.context.clock = lambda: real() + timedelta(minutes=61)
+    drain(sk)
+    out: dict[str, Any] = sk.service.describe_backup_job(job_id)
+    assert out["State"] == "EXPIRED"
+    assert "start window" in out["StatusMessage"]

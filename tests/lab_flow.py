@@ -1,0 +1,56 @@
+"""Helpers shared by the tests that run Snapkeep against the lab: open an app on it, drive its workers."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from snapkeep.app import Snapkeep
+from snapkeep.aws import ec2 as ec2api
+from snapkeep.config import Settings
+from snapkeep.domain.arn import Arn
+from snapkeep.engine.worker import run_one
+
+ROLE = "arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole"
+
+
+def open_on_lab(endpoint: str, catalog_url: str, home: Path, fleet: Any) -> Snapkeep:
+    settings = replace(Settings.from_env({}), home=home, database_url=catalog_url, poll_seconds=0.2,
+                       lease_seconds=10).with_lab(endpoint)
+    sk = Snapkeep.open(settings)
+    for account_id, role_arn in fleet.account_roles().items():
+        sk.service.put_protected_account(account_id, list(fleet.regions), role_arn)
+    return sk
+
+
+def drain(sk: Snapkeep, timeout: float = 60.0) -> None:
+    """Run the queue's tasks in this thread until none is left (waiting tasks are run when they fall due)."""
+    deadline = time.monotonic() + timeout
+    while sk.context.queue.pending():
+        if not run_one(sk.context, "test-worker"):
+            time.sleep(0.05)
+        if time.monotonic() > deadline:
+            raise AssertionError("the queue did not drain in time")
+
+
+def set_snapshot_seconds(endpoint: str, seconds: float) -> None:
+    request = urllib.request.Request(f"{endpoint}/_harness/config", data=json.dumps(
+        {"SnapshotSeconds": seconds}).encode(), headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+
+
+def instance_volumes(sk: Snapkeep, instance_arn: str) -> dict[str, str]:
+    arn = Arn.parse(instance_arn)
+    inst = ec2api.describe_instance(sk.context.ec2(arn.account, arn.region), arn.resource_id)
+    return {b["DeviceName"]: b["Ebs"]["VolumeId"] for b in inst["BlockDeviceMappings"]}
+
+
+def tagged_instances(sk: Snapkeep, key: str, value: str) -> list[str]:
+    from snapkeep.engine.inventory import live_inventory
+
+    return sorted(r.arn for r in live_inventory(sk.context) if r.tags.get(key) == value)
