@@ -17,6 +17,7 @@ from snapkeep.domain import arn as arns
 from snapkeep.domain.errors import Conflict, InvalidParameterValue, InvalidRequest, MissingParameterValue
 from snapkeep.domain.jobs import BackupJobState, RestoreJobStatus, check_stoppable
 from snapkeep.domain.plans import lifecycle_from_aws_json, lifecycle_to_aws_json, plan_from_aws_json, plan_to_aws_json
+from snapkeep.domain.retention import RetentionLifecycle, calculated_lifecycle, validate_lifecycle_change
 from snapkeep.domain.selection import selection_from_aws_json, selection_to_aws_json
 from snapkeep.domain.vaults import validate_vault_name
 from snapkeep.engine.queue import TaskQueue
@@ -450,6 +451,46 @@ class BackupService:
             )
         return self._rp_out(row, detail=True)
 
+    def delete_recovery_point(self, vault: str, arn: str) -> None:
+        """Queue the deletion of a recovery point's image and snapshots; its record stays, marked DELETED."""
+        with self.store.transaction() as conn:
+            row = self.store.get_recovery_point(conn, arn)
+            if row["backup_vault_name"] != vault:
+                raise InvalidParameterValue(
+                    f"recovery point {arn} is not in backup vault '{vault}'", field="BackupVaultName"
+                )
+            if row["status"] == "DELETING":
+                return
+            self.store.update_recovery_point(conn, arn, {"status": "DELETING"})
+            TaskQueue.enqueue(conn, "expire", arn, self.clock())
+
+    def update_recovery_point_lifecycle(self, vault: str, arn: str, lifecycle: Mapping[str, Any]) -> dict[str, Any]:
+        """AWS semantics: fields left out are cleared; the cold setting is frozen once the point is cold."""
+        new = lifecycle_from_aws_json(lifecycle)
+        with self.store.transaction() as conn:
+            row = self.store.get_recovery_point(conn, arn)
+            if row["backup_vault_name"] != vault:
+                raise InvalidParameterValue(
+                    f"recovery point {arn} is not in backup vault '{vault}'", field="BackupVaultName"
+                )
+            old = row["lifecycle"] or {}
+            validate_lifecycle_change(
+                RetentionLifecycle(old.get("MoveToColdStorageAfterDays"), old.get("DeleteAfterDays")),
+                RetentionLifecycle(new.move_to_cold_storage_after_days, new.delete_after_days),
+                row["storage_class"],
+            )
+            move_at, delete_at = calculated_lifecycle(row["creation_date"], new)
+            stored = lifecycle_to_aws_json(new)
+            self.store.update_recovery_point(
+                conn, arn, {"lifecycle": stored, "move_to_cold_at": move_at, "delete_at": delete_at}
+            )
+        return {
+            "BackupVaultArn": arns.vault_arn(self.region, self.account_id, vault),
+            "RecoveryPointArn": arn,
+            "Lifecycle": stored,
+            "CalculatedLifecycle": {"MoveToColdStorageAt": move_at, "DeleteAt": delete_at},
+        }
+
     def _rp_out(self, r: Row, detail: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "RecoveryPointArn": r["recovery_point_arn"],
@@ -489,6 +530,16 @@ class BackupService:
         meta = {str(k): v for k, v in (metadata or {}).items()}
         with self.store.transaction() as conn:
             point = self.store.get_recovery_point(conn, recovery_point_arn)
+            if point["status"] not in ("COMPLETED", "AVAILABLE"):
+                raise InvalidRequest(
+                    f"recovery point is {point['status']} and cannot be restored", field="RecoveryPointArn"
+                )
+            if point["storage_class"] == "COLD":
+                raise InvalidRequest(
+                    "recovery point is in cold storage (EBS Snapshots Archive); restoring from "
+                    "the archive tier is not supported yet",
+                    field="RecoveryPointArn",
+                )
             kind = resource_type or point["resource_type"]
             if kind not in ("EC2", "EBS"):
                 raise InvalidParameterValue(

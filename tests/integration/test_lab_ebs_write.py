@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.exceptions import ClientError
 
+from snapkeep.lab import records
 from snapkeep.lab.blocks import BLOCK_SIZE
 
 if TYPE_CHECKING:
@@ -215,3 +216,15 @@ def test_direct_snapshots_stay_pending_until_completed_then_follow_the_delay(lab
     assert lab_kit.ebs.complete_snapshot(SnapshotId=snapshot, ChangedBlocksCount=1)["Status"] == "pending"
     assert lab_kit.wait_completed(snapshot) == ["pending", "completed"]
     assert sorted(lab_kit.block_tokens(snapshot)) == [0]
+
+
+def test_an_abandoned_direct_snapshot_times_out_into_the_error_state(
+    lab_kit: LabKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = lab_kit.ebs.start_snapshot(VolumeSize=1, Timeout=10)["SnapshotId"]
+    real_clock = records.clock
+    monkeypatch.setattr(records, "clock", lambda: real_clock() + 10 * 60 + 1)  # the in-process lab's clock
+
+    assert lab_kit.ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["State"] == "error"
+    late = _error(lambda: _put(lab_kit, snapshot, 0, _block(b"late")))
+    assert late[:3] == ("ValidationException", 400, "WRITE_REQUEST_TIMEOUT")

@@ -308,8 +308,8 @@ def _object(value: object, path: str, allowed: frozenset[str], ignored: frozense
             raise InvalidParameterValue(f"{path}: keys must be strings, got {key!r}", field=path)
         if key in allowed or key in ignored:
             continue
-        where = f"{path}.{key}" if path else key
-        reason = _UNSUPPORTED.get(key, f"unknown key (expected one of {', '.join(sorted(allowed))})")
+        where = (f"{path}.{key}" if path else key) if key else (path or "BackupPlan")
+        reason = _UNSUPPORTED.get(key, f"unknown key {key!r} (expected one of {', '.join(sorted(allowed))})")
         raise InvalidParameterValue(f"{where}: {reason}", field=where)
     return {k: v for k, v in data.items() if k in allowed and v is not None}
 

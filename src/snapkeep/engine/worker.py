@@ -16,6 +16,7 @@ from snapkeep.engine.backup import run_backup_job
 from snapkeep.engine.context import Done, EngineContext, Outcome, RetryAt
 from snapkeep.engine.queue import Task
 from snapkeep.engine.restore import run_restore_job
+from snapkeep.engine.retention import expire_recovery_point, move_to_cold, sweep
 from snapkeep.engine.runs import run_scheduled_rule
 
 log = logging.getLogger("snapkeep.worker")
@@ -25,6 +26,8 @@ HANDLERS: dict[str, Callable[[EngineContext, str], Outcome]] = {
     "run": run_scheduled_rule,
     "backup": run_backup_job,
     "restore": run_restore_job,
+    "expire": expire_recovery_point,
+    "cold": move_to_cold,
 }
 
 
@@ -93,6 +96,7 @@ class WorkerPool:
         while not self.stopping.is_set():
             try:
                 scheduler.tick(self.ctx.store, self.ctx.clock())
+                sweep(self.ctx.store, self.ctx.clock())
             except Exception:
                 log.error("scheduler tick failed: %s", traceback.format_exc())
             self.stopping.wait(min(30.0, max(1.0, self.ctx.settings.poll_seconds)))

@@ -234,7 +234,7 @@ def _writable(backend: Any, snapshot_id: object) -> tuple[Any, SnapshotData]:
             f"The snapshot '{snapshot.id}' is already completed; no more blocks can be written to it.",
             "INVALID_SNAPSHOT_ID",
         )
-    if data.timed_out(clock()):
+    if data.status() == "error":
         raise EbsValidationError(
             f"The snapshot '{snapshot.id}' timed out and is in the error state.", "WRITE_REQUEST_TIMEOUT"
         )
