@@ -12,7 +12,10 @@ import pytest
 from snapkeep.app import Snapkeep
 from snapkeep.aws import ec2 as ec2api
 from snapkeep.domain.arn import Arn
-from snapkeep.engine import scheduler
+from snapkeep.domain.errors import InvalidParameterValue, InvalidRequest, ResourceNotFound
+from snapkeep.engine import backup as backup_engine
+from snapkeep.engine import retention, scheduler
+from snapkeep.engine.worker import run_one
 from snapkeep.lab.fleet import seed_fleet
 from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
@@ -138,8 +141,6 @@ def test_stopped_job_is_aborted_and_leaves_no_snapshot(sk: Snapkeep, lab: LabSer
     target = multi_volume_instance(sk)
     job_id = sk.service.start_backup_job("main", target, ROLE)["BackupJobId"]
     for _ in range(3):  # start, snapshot, first poll: the snapshots are pending
-        from snapkeep.engine.worker import run_one
-
         run_one(sk.context, "test-worker")
     job = sk.service.describe_backup_job(job_id)
     assert job["State"] == "RUNNING"
@@ -160,3 +161,121 @@ def test_job_past_its_start_window_expires(sk: Snapkeep) -> None:
     out: dict[str, Any] = sk.service.describe_backup_job(job_id)
     assert out["State"] == "EXPIRED"
     assert "start window" in out["StatusMessage"]
+
+
+def test_retention_expires_points_and_removes_their_snapshots(sk: Snapkeep) -> None:
+    target = multi_volume_instance(sk)
+    job = sk.service.start_backup_job("main", target, ROLE, lifecycle={"DeleteAfterDays": 1})
+    keep = sk.service.start_backup_job("main", target, ROLE, lifecycle={"DeleteAfterDays": 30})
+    drain(sk)
+    short = sk.service.describe_backup_job(job["BackupJobId"])["RecoveryPointArn"]
+    long = sk.service.describe_backup_job(keep["BackupJobId"])["RecoveryPointArn"]
+    point = sk.service.describe_recovery_point("main", short)
+    snapshot_ids = [v["SnapshotId"] for v in point["Volumes"]]
+    real = sk.context.clock
+    assert retention.sweep(sk.store, real() + timedelta(hours=23)) == []
+    later = real() + timedelta(days=1, minutes=1)
+    sk.context.clock = lambda: later
+    assert retention.sweep(sk.store, later) == [short]
+    drain(sk)
+    assert [p["RecoveryPointArn"] for p in sk.service.list_recovery_points("main")] == [long]
+    arn = Arn.parse(target)
+    ec2 = sk.context.ec2(arn.account, arn.region)
+    left = ec2.describe_snapshots(Filters=[{"Name": "snapshot-id", "Values": snapshot_ids}])["Snapshots"]
+    assert left == []
+    assert ec2.describe_images(Filters=[{"Name": "image-id", "Values": [point["RecoveryPointArn"].rsplit("/", 1)[1]]}]
+                               )["Images"] == []
+    assert retention.sweep(sk.store, later) == []
+
+
+def test_manual_delete_and_lifecycle_update(sk: Snapkeep) -> None:
+    target = tagged_instances(sk, "backup", "daily")[0]
+    job = sk.service.start_backup_job("main", target, ROLE, lifecycle={"DeleteAfterDays": 200})
+    drain(sk)
+    rp = sk.service.describe_backup_job(job["BackupJobId"])["RecoveryPointArn"]
+    with pytest.raises(InvalidParameterValue):
+        sk.service.update_recovery_point_lifecycle("main", rp, {"MoveToColdStorageAfterDays": 30,
+                                                                 "DeleteAfterDays": 60})
+    out = sk.service.update_recovery_point_lifecycle("main", rp, {"MoveToColdStorageAfterDays": 30,
+                                                                   "DeleteAfterDays": 120})
+    created = sk.service.describe_recovery_point("main", rp)["CreationDate"]
+    assert out["CalculatedLifecycle"]["DeleteAt"] == created + timedelta(days=120)
+    # Thirty days on, the point moves to cold storage (the EBS Snapshots Archive tier).
+    later = sk.context.clock() + timedelta(days=30, minutes=1)
+    sk.context.clock = lambda: later
+    retention.sweep(sk.store, later)
+    drain(sk)
+    point = sk.service.describe_recovery_point("main", rp)
+    assert point["StorageClass"] == "COLD"
+    arn = Arn.parse(target)
+    ec2 = sk.context.ec2(arn.account, arn.region)
+    snaps = ec2.describe_snapshots(SnapshotIds=[v["SnapshotId"] for v in point["Volumes"]])["Snapshots"]
+    assert {s["StorageTier"] for s in snaps} == {"archive"}
+    with pytest.raises(InvalidRequest, match="cold storage"):
+        sk.service.start_restore_job(rp, {})
+    sk.service.delete_recovery_point("main", rp)
+    drain(sk)
+    with pytest.raises(ResourceNotFound):
+        sk.service.describe_recovery_point("main", rp)
+
+
+class Crash(BaseException):
+    """The process dies here: nothing after this point of the step runs."""
+
+
+def crash_after(monkeypatch: pytest.MonkeyPatch, action: Any) -> None:
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        action(*args, **kwargs)
+        raise Crash
+
+    monkeypatch.setattr(backup_engine.ec2api, "create_instance_snapshots", dying)
+
+
+def resume_after_crash(sk: Snapkeep, monkeypatch: pytest.MonkeyPatch, job_id: str) -> None:
+    with pytest.raises(Crash):
+        drain(sk)
+    monkeypatch.undo()
+    with sk.store.transaction() as conn:
+        assert sk.store.get_job(conn, job_id)["step"] == "snapshot"
+    real = sk.context.clock
+    sk.context.clock = lambda: real() + timedelta(seconds=sk.settings.lease_seconds + 1)  # the lease runs out
+    drain(sk)
+
+
+def test_restarted_job_adopts_the_snapshots_a_crashed_attempt_made(sk: Snapkeep,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crash after CreateSnapshots returned but before its ids were recorded: the tags find them again."""
+    target = multi_volume_instance(sk)
+    arn = Arn.parse(target)
+    ec2 = sk.context.ec2(arn.account, arn.region)
+    crash_after(monkeypatch, ec2api.create_instance_snapshots)
+    job_id = sk.service.start_backup_job("main", target, ROLE)["BackupJobId"]
+    resume_after_crash(sk, monkeypatch, job_id)
+    made = ec2api.snapshots_tagged(ec2, ec2api.TAG_BACKUP_JOB, job_id)
+    assert len(made) == len(instance_volumes(sk, target))
+    done = sk.service.describe_backup_job(job_id)
+    assert done["State"] == "COMPLETED"
+    point = sk.service.describe_recovery_point("main", done["RecoveryPointArn"])
+    assert sorted(v["SnapshotId"] for v in point["Volumes"]) == sorted(s["SnapshotId"] for s in made)
+
+
+def test_restarted_job_replaces_an_incomplete_snapshot_set(sk: Snapkeep, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = multi_volume_instance(sk)
+    arn = Arn.parse(target)
+    ec2 = sk.context.ec2(arn.account, arn.region)
+    one_volume = next(iter(instance_volumes(sk, target).values()))
+    partial: list[str] = []
+
+    def one_snapshot(client: Any, instance_id: str, tags: dict[str, str], description: str) -> None:
+        partial.append(client.create_snapshot(VolumeId=one_volume, TagSpecifications=[
+            {"ResourceType": "snapshot", "Tags": ec2api.tag_list(tags)}])["SnapshotId"])
+
+    crash_after(monkeypatch, one_snapshot)
+    job_id = sk.service.start_backup_job("main", target, ROLE)["BackupJobId"]
+    resume_after_crash(sk, monkeypatch, job_id)
+    done = sk.service.describe_backup_job(job_id)
+    assert done["State"] == "COMPLETED"
+    point = sk.service.describe_recovery_point("main", done["RecoveryPointArn"])
+    assert partial and partial[0] not in {v["SnapshotId"] for v in point["Volumes"]}
+    tagged = {s["SnapshotId"] for s in ec2api.snapshots_tagged(ec2, ec2api.TAG_BACKUP_JOB, job_id)}
+    assert tagged == {v["SnapshotId"] for v in point["Volumes"]}

@@ -176,3 +176,38 @@ def test_queue_leases_give_each_task_to_one_worker(store: CatalogStore) -> None:
     assert again is not None
     queue.finish(again, "worker-a")
     assert queue.pending() == 0
+
+
+def test_concurrent_workers_with_their_own_connections_claim_each_task_once(catalog_url: str) -> None:
+    """Several claimers, each with its own engine as separate processes would have, race for 60 tasks."""
+    import threading
+
+    engine = db.create_engine(catalog_url)
+    db.upgrade(engine)
+    with engine.begin() as conn:
+        for index in range(60):
+            TaskQueue.enqueue(conn, "backup", f"job-{index}", T0)
+    claimed: list[str] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        queue = TaskQueue(db.create_engine(catalog_url))
+        try:
+            while (task := queue.claim(name, T0 + timedelta(seconds=1), timedelta(minutes=5))) is not None:
+                with lock:
+                    claimed.append(task.ref_id)
+                queue.finish(task, name)
+        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
+            errors.append(exc)
+        finally:
+            queue.engine.dispose()
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(claimed) == sorted(f"job-{i}" for i in range(60))
+    assert TaskQueue(engine).pending() == 0

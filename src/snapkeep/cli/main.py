@@ -443,6 +443,32 @@ def rp_describe(vault: str, recovery_point_arn: str) -> None:
         emit(open_app().service.describe_recovery_point(vault, recovery_point_arn), True)
 
 
+@rp_app.command("delete")
+def rp_delete(vault: str, recovery_point_arn: str) -> None:
+    """Delete a recovery point: its image and snapshots are removed by the workers."""
+    with errors_to_exit():
+        open_app().service.delete_recovery_point(vault, recovery_point_arn)
+    console.print(f"Deleting {recovery_point_arn}")
+
+
+@rp_app.command("update-lifecycle")
+def rp_update_lifecycle(
+    vault: str,
+    recovery_point_arn: str,
+    delete_after_days: Annotated[int | None, typer.Option("--delete-after-days")] = None,
+    cold_after_days: Annotated[int | None, typer.Option("--move-to-cold-storage-after-days")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a recovery point's lifecycle (options left out are cleared, as in AWS Backup)."""
+    lifecycle = {k: v for k, v in (("DeleteAfterDays", delete_after_days),
+                                   ("MoveToColdStorageAfterDays", cold_after_days)) if v is not None}
+    with errors_to_exit():
+        out = open_app().service.update_recovery_point_lifecycle(vault, recovery_point_arn, lifecycle)
+    emit(out, as_json, lambda: make_table("Lifecycle updated", ["Field", "Value"], [
+        ["Lifecycle", out["Lifecycle"]], ["DeleteAt", out["CalculatedLifecycle"]["DeleteAt"]],
+        ["MoveToColdStorageAt", out["CalculatedLifecycle"]["MoveToColdStorageAt"]]]))
+
+
 # -- restores -----------------------------------------------------------------------------------------------
 @restore_app.command("start")
 def restore_start(
