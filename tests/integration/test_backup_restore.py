@@ -279,3 +279,77 @@ def test_restarted_job_replaces_an_incomplete_snapshot_set(sk: Snapkeep, monkeyp
     assert partial and partial[0] not in {v["SnapshotId"] for v in point["Volumes"]}
     tagged = {s["SnapshotId"] for s in ec2api.snapshots_tagged(ec2, ec2api.TAG_BACKUP_JOB, job_id)}
     assert tagged == {v["SnapshotId"] for v in point["Volumes"]}
+
+
+def test_restore_into_another_subnet_with_other_groups_and_no_source_tags(sk: Snapkeep, lab: LabServer) -> None:
+    harness = LabHarness(lab.endpoint)
+    target = multi_volume_instance(sk)
+    arn = Arn.parse(target)
+    ec2 = sk.context.ec2(arn.account, arn.region)
+    source = ec2api.describe_instance(ec2, arn.resource_id)
+    before = digests(harness, instance_volumes(sk, target))
+    job = sk.service.start_backup_job("main", target, ROLE)
+    drain(sk)
+    rp = sk.service.describe_backup_job(job["BackupJobId"])["RecoveryPointArn"]
+
+    vpc_cidr = ec2.describe_vpcs(VpcIds=[source["VpcId"]])["Vpcs"][0]["CidrBlock"]
+    other_cidr = vpc_cidr.rsplit(".", 2)[0] + ".200.0/24"
+    subnet = ec2.create_subnet(VpcId=source["VpcId"], CidrBlock=other_cidr,
+                               AvailabilityZone=f"{arn.region}c")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="restored", Description="restore test",
+                                      VpcId=source["VpcId"])["GroupId"]
+    restore = sk.service.start_restore_job(rp, {"SubnetId": subnet, "SecurityGroupIds": f'["{group}"]',
+                                                "InstanceType": "c5.large"}, copy_source_tags=False)
+    drain(sk)
+    out = sk.service.describe_restore_job(restore["RestoreJobId"])
+    assert out["Status"] == "COMPLETED", out
+    new_id = Arn.parse(out["CreatedResourceArn"]).resource_id
+    inst = ec2api.describe_instance(ec2, new_id)
+    assert inst["SubnetId"] == subnet
+    assert [g["GroupId"] for g in inst["SecurityGroups"]] == [group]
+    assert inst["InstanceType"] == "c5.large"
+    tags = ec2api.tag_dict(inst.get("Tags"))
+    assert "backup" not in tags and "Name" not in tags
+    assert tags[ec2api.TAG_RESTORE_JOB] == restore["RestoreJobId"]
+    assert digests(harness, instance_volumes(sk, out["CreatedResourceArn"])) == before
+
+
+def test_restore_refuses_bad_metadata_and_creates_nothing(sk: Snapkeep) -> None:
+    target = multi_volume_instance(sk)
+    job = sk.service.start_backup_job("main", target, ROLE)
+    drain(sk)
+    rp = sk.service.describe_backup_job(job["BackupJobId"])["RecoveryPointArn"]
+    with pytest.raises(InvalidParameterValue, match="DeviceName is required"):
+        sk.service.start_restore_job(rp, {"availabilityZone": "us-east-1a"}, resource_type="EBS")
+    with pytest.raises(InvalidParameterValue, match="no volume '/dev/nope'"):
+        sk.service.start_restore_job(rp, {"availabilityZone": "us-east-1a", "DeviceName": "/dev/nope"},
+                                     resource_type="EBS")
+    with pytest.raises(ResourceNotFound):
+        sk.service.start_restore_job("arn:aws:ec2:us-east-1::image/ami-0000", {})
+    assert sk.service.list_restore_jobs() == []
+
+
+def test_encrypted_volume_keeps_its_key_through_backup_and_restore(sk: Snapkeep, lab: LabServer) -> None:
+    harness = LabHarness(lab.endpoint)
+    target = next(a for a in tagged_instances(sk, "backup", "daily") if Arn.parse(a).account == "222222222222")
+    arn = Arn.parse(target)
+    ec2 = sk.context.ec2(arn.account, arn.region)
+    volumes = instance_volumes(sk, target)
+    described = ec2api.describe_volumes(ec2, list(volumes.values()))
+    encrypted = {dev: described[vol]["KmsKeyId"] for dev, vol in volumes.items() if described[vol]["Encrypted"]}
+    assert encrypted, "the seed fleet's account 222222222222 instance has a KMS-encrypted volume"
+    before = digests(harness, volumes)
+    job = sk.service.start_backup_job("main", target, ROLE)
+    drain(sk)
+    rp = sk.service.describe_backup_job(job["BackupJobId"])["RecoveryPointArn"]
+    point = sk.service.describe_recovery_point("main", rp)
+    assert point["IsEncrypted"] is True
+    restore = sk.service.start_restore_job(rp, {})
+    drain(sk)
+    out = sk.service.describe_restore_job(restore["RestoreJobId"])
+    assert out["Status"] == "COMPLETED", out
+    new_volumes = instance_volumes(sk, out["CreatedResourceArn"])
+    assert digests(harness, new_volumes) == before
+    new_described = ec2api.describe_volumes(ec2, list(new_volumes.values()))
+    for dev, key in encrypted.items():
+        assert new_described[new_volumes[dev]]["KmsKeyId"] == key
