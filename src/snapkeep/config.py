@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from snapkeep.domain.errors import InvalidParameterValue
+
 LAB_FILE = "lab.json"
+# A worker renews its lease every third of it; a lease shorter than this would expire on any slow write.
+MIN_LEASE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -20,7 +25,7 @@ class Settings:
     aws_secret_access_key: str | None
     region: str = "us-east-1"  # the region of Snapkeep's own resources (vaults, plans) and their ARNs
     account_id: str = "123456789012"  # the account Snapkeep's own ARNs carry
-    lease_seconds: float = 30.0
+    lease_seconds: float = 60.0  # well above SQLite's busy timeout, so a slow write never loses a lease
     poll_seconds: float = 2.0
     worker_threads: int = 2
 
@@ -43,13 +48,47 @@ class Settings:
             aws_secret_access_key=secret,
             region=env.get("SNAPKEEP_REGION", "us-east-1"),
             account_id=env.get("SNAPKEEP_ACCOUNT_ID", "123456789012"),
-            lease_seconds=float(env.get("SNAPKEEP_LEASE_SECONDS", "30")),
-            poll_seconds=float(env.get("SNAPKEEP_POLL_SECONDS", "2")),
-            worker_threads=int(env.get("SNAPKEEP_WORKER_THREADS", "2")),
+            lease_seconds=_seconds(env, "SNAPKEEP_LEASE_SECONDS", 60.0, minimum=MIN_LEASE_SECONDS),
+            poll_seconds=_seconds(env, "SNAPKEEP_POLL_SECONDS", 2.0, minimum=None),
+            worker_threads=_count(env, "SNAPKEEP_WORKER_THREADS", 2, minimum=1),
         )
 
     def with_lab(self, endpoint: str) -> Settings:
         return replace(self, aws_endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def _seconds(env: dict[str, str], name: str, default: float, *, minimum: float | None) -> float:
+    """A duration in seconds from the environment: at least `minimum`, or above zero when there is none."""
+    rule = f"at least {minimum:g}" if minimum is not None else "above 0"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise InvalidParameterValue(
+            f"{name}: '{raw}' is not a number of seconds (expected e.g. {name}={default:g}, {rule})", field=name
+        )
+    if (minimum is not None and value < minimum) or (minimum is None and value <= 0):
+        raise InvalidParameterValue(f"{name}: must be {rule} seconds, got {raw}", field=name)
+    return value
+
+
+def _count(env: dict[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParameterValue(
+            f"{name}: '{raw}' is not a whole number (expected e.g. {name}={default}, at least {minimum})", field=name
+        ) from None
+    if value < minimum:
+        raise InvalidParameterValue(f"{name}: must be at least {minimum}, got {raw}", field=name)
+    return value
 
 
 def read_lab_file(home: Path) -> str | None:

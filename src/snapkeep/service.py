@@ -7,6 +7,7 @@ pure domain, the catalog is the source of truth, and anything slow is queued for
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -14,7 +15,13 @@ from typing import Any
 
 from snapkeep.catalog.store import CatalogStore, Row
 from snapkeep.domain import arn as arns
-from snapkeep.domain.errors import Conflict, InvalidParameterValue, InvalidRequest, MissingParameterValue
+from snapkeep.domain.errors import (
+    Conflict,
+    InvalidParameterValue,
+    InvalidRequest,
+    MissingParameterValue,
+    ResourceNotFound,
+)
 from snapkeep.domain.jobs import BackupJobState, RestoreJobStatus, check_stoppable
 from snapkeep.domain.plans import lifecycle_from_aws_json, lifecycle_to_aws_json, plan_from_aws_json, plan_to_aws_json
 from snapkeep.domain.retention import RetentionLifecycle, calculated_lifecycle, validate_lifecycle_change
@@ -23,6 +30,8 @@ from snapkeep.domain.vaults import validate_vault_name
 from snapkeep.engine.queue import TaskQueue
 from snapkeep.engine.restore import pick_volume
 from snapkeep.engine.runs import create_backup_job, new_job_id
+
+_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
 
 
 def _version_id() -> str:
@@ -56,10 +65,19 @@ class BackupService:
             )
         if not regions:
             raise MissingParameterValue("Regions: at least one region is required", field="Regions")
+        for region in regions:
+            if not _REGION.fullmatch(region):
+                raise InvalidParameterValue(
+                    f"Regions: '{region}' is not an AWS region name (like eu-west-1)", field="Regions"
+                )
         if role_arn is not None:
             role = arns.Arn.parse(role_arn, field="RoleArn")
             if role.service != "iam" or not role.resource.startswith("role/"):
                 raise InvalidParameterValue(f"RoleArn: '{role_arn}' is not an IAM role ARN", field="RoleArn")
+            if role.account != account_id:
+                raise InvalidParameterValue(
+                    f"RoleArn: the role belongs to account {role.account}, not {account_id}", field="RoleArn"
+                )
         with self.store.transaction() as conn:
             self.store.put_account(conn, account_id, role_arn, sorted(set(regions)), self.clock())
         return {"AccountId": account_id, "Regions": sorted(set(regions)), "RoleArn": role_arn}
@@ -117,6 +135,11 @@ class BackupService:
         with self.store.transaction() as conn:
             self.store.get_vault(conn, name)
             count = self.store.count_recovery_points(conn, name)
+            if self.store.live_jobs_for_vault(conn, name):
+                raise InvalidRequest(
+                    f"Backup vault '{name}' cannot be deleted while backup jobs into it are running",
+                    field="BackupVaultName",
+                )
             if count:
                 raise InvalidRequest(
                     f"Backup vault '{name}' cannot be deleted because it contains {count} recovery points",
@@ -153,6 +176,7 @@ class BackupService:
             if self.store.find_plan_by_name(conn, plan.backup_plan_name) is not None:
                 raise Conflict(f"a backup plan named '{plan.backup_plan_name}' already exists", field="BackupPlanName")
             self._check_vaults(conn, stored)
+            self._seed_cursors(conn, plan_id, stored, now)
             self.store.insert_plan(
                 conn,
                 {
@@ -184,6 +208,12 @@ class BackupService:
                     field=f"Rules[{index}].TargetBackupVaultName",
                 ) from exc
 
+    def _seed_cursors(self, conn: Any, plan_id: str, plan_json: Mapping[str, Any], now: datetime) -> None:
+        """A rule is scheduled from the moment it exists: it never catches up on runs from before."""
+        for rule in plan_json["Rules"]:
+            if self.store.rule_cursor(conn, plan_id, rule["RuleName"]) is None:
+                self.store.set_rule_cursor(conn, plan_id, rule["RuleName"], now)
+
     def update_backup_plan(self, plan_id: str, plan_json: Mapping[str, Any]) -> dict[str, Any]:
         plan = plan_from_aws_json(plan_json)
         now = self.clock()
@@ -195,6 +225,7 @@ class BackupService:
             if other is not None and other["plan_id"] != plan_id:
                 raise Conflict(f"a backup plan named '{plan.backup_plan_name}' already exists", field="BackupPlanName")
             self._check_vaults(conn, stored)
+            self._seed_cursors(conn, plan_id, stored, now)
             self.store.add_plan_version(conn, plan_id, version_id, stored, now)
         return {
             "BackupPlanId": plan_id,
@@ -345,15 +376,16 @@ class BackupService:
                 field="ResourceArn",
             )
         _require(iam_role_arn, "IamRoleArn")
-        if start_window_minutes is not None and start_window_minutes < 60:
-            raise InvalidParameterValue("StartWindowMinutes: must be at least 60", field="StartWindowMinutes")
-        if (
-            complete_window_minutes is not None
-            and start_window_minutes is not None
-            and complete_window_minutes < start_window_minutes
-        ):
+        start = 480 if start_window_minutes is None else start_window_minutes
+        complete = 10080 if complete_window_minutes is None else complete_window_minutes
+        if not 60 <= start <= 52_560_000:
             raise InvalidParameterValue(
-                "CompleteWindowMinutes: must not be shorter than StartWindowMinutes", field="CompleteWindowMinutes"
+                "StartWindowMinutes: must be between 60 and 52560000", field="StartWindowMinutes"
+            )
+        if not start < complete <= 52_560_000:
+            raise InvalidParameterValue(
+                f"CompleteWindowMinutes: must be longer than the start window ({start} minutes) and at most 52560000",
+                field="CompleteWindowMinutes",
             )
         lifecycle_json = None
         if lifecycle:
@@ -380,8 +412,8 @@ class BackupService:
                 idempotency_key=key,
                 now=now,
                 lifecycle=lifecycle_json,
-                start_window_minutes=start_window_minutes,
-                completion_window_minutes=complete_window_minutes,
+                start_window_minutes=start,
+                completion_window_minutes=complete,
                 recovery_point_tags=dict(recovery_point_tags or {}),
             )
         return {"BackupJobId": job["job_id"], "CreationDate": job["creation_date"], "IsParent": False}
@@ -398,7 +430,11 @@ class BackupService:
         with self.store.transaction() as conn:
             job = self.store.get_job(conn, job_id)
             check_stoppable(BackupJobState(job["state"]))
-            self.store.update_job(conn, job_id, {"state": BackupJobState.ABORTING.value})
+            # Only flag the job: the worker running it sees the flag at its next write and cleans up itself.
+            if not self.store.update_job(
+                conn, job_id, {"state": BackupJobState.ABORTING.value}, expect_version=job["version"]
+            ):
+                raise Conflict("the backup job changed while being stopped; try again", field="BackupJobId")
             TaskQueue.enqueue(conn, "backup", job_id, self.clock())
 
     def _job_out(self, j: Row) -> dict[str, Any]:
@@ -446,8 +482,8 @@ class BackupService:
         with self.store.transaction() as conn:
             row = self.store.get_recovery_point(conn, arn)
         if row["backup_vault_name"] != vault:
-            raise InvalidParameterValue(
-                f"recovery point {arn} is not in backup vault '{vault}'", field="BackupVaultName"
+            raise ResourceNotFound(
+                f"recovery point {arn} not found in backup vault '{vault}'", field="RecoveryPointArn"
             )
         return self._rp_out(row, detail=True)
 
@@ -456,12 +492,17 @@ class BackupService:
         with self.store.transaction() as conn:
             row = self.store.get_recovery_point(conn, arn)
             if row["backup_vault_name"] != vault:
-                raise InvalidParameterValue(
-                    f"recovery point {arn} is not in backup vault '{vault}'", field="BackupVaultName"
+                raise ResourceNotFound(
+                    f"recovery point {arn} not found in backup vault '{vault}'", field="RecoveryPointArn"
                 )
             if row["status"] == "DELETING":
                 return
-            self.store.update_recovery_point(conn, arn, {"status": "DELETING"})
+            if self.store.live_restores_of(conn, arn):
+                raise Conflict(
+                    "the recovery point is being restored; delete it when the restore has ended",
+                    field="RecoveryPointArn",
+                )
+            self.store.update_recovery_point(conn, arn, {"status": "DELETING", "status_message": "deleted on request"})
             TaskQueue.enqueue(conn, "expire", arn, self.clock())
 
     def update_recovery_point_lifecycle(self, vault: str, arn: str, lifecycle: Mapping[str, Any]) -> dict[str, Any]:
@@ -470,8 +511,12 @@ class BackupService:
         with self.store.transaction() as conn:
             row = self.store.get_recovery_point(conn, arn)
             if row["backup_vault_name"] != vault:
-                raise InvalidParameterValue(
-                    f"recovery point {arn} is not in backup vault '{vault}'", field="BackupVaultName"
+                raise ResourceNotFound(
+                    f"recovery point {arn} not found in backup vault '{vault}'", field="RecoveryPointArn"
+                )
+            if row["status"] not in ("COMPLETED", "AVAILABLE"):
+                raise InvalidRequest(
+                    f"recovery point is {row['status']}: its lifecycle cannot change", field="RecoveryPointArn"
                 )
             old = row["lifecycle"] or {}
             validate_lifecycle_change(
@@ -480,6 +525,8 @@ class BackupService:
                 row["storage_class"],
             )
             move_at, delete_at = calculated_lifecycle(row["creation_date"], new)
+            if row["resource_type"] == "EC2":
+                move_at = None  # no cold storage for EC2 in AWS Backup: the setting is kept, never acted on
             stored = lifecycle_to_aws_json(new)
             self.store.update_recovery_point(
                 conn, arn, {"lifecycle": stored, "move_to_cold_at": move_at, "delete_at": delete_at}
@@ -533,12 +580,6 @@ class BackupService:
             if point["status"] not in ("COMPLETED", "AVAILABLE"):
                 raise InvalidRequest(
                     f"recovery point is {point['status']} and cannot be restored", field="RecoveryPointArn"
-                )
-            if point["storage_class"] == "COLD":
-                raise InvalidRequest(
-                    "recovery point is in cold storage (EBS Snapshots Archive); restoring from "
-                    "the archive tier is not supported yet",
-                    field="RecoveryPointArn",
                 )
             kind = resource_type or point["resource_type"]
             if kind not in ("EC2", "EBS"):

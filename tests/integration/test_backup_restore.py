@@ -12,7 +12,7 @@ import pytest
 from snapkeep.app import Snapkeep
 from snapkeep.aws import ec2 as ec2api
 from snapkeep.domain.arn import Arn
-from snapkeep.domain.errors import InvalidParameterValue, InvalidRequest, ResourceNotFound
+from snapkeep.domain.errors import Conflict, InvalidParameterValue, ResourceNotFound
 from snapkeep.engine import backup as backup_engine
 from snapkeep.engine import retention, scheduler
 from snapkeep.engine.worker import run_one
@@ -200,19 +200,19 @@ def test_manual_delete_and_lifecycle_update(sk: Snapkeep) -> None:
                                                                    "DeleteAfterDays": 120})
     created = sk.service.describe_recovery_point("main", rp)["CreationDate"]
     assert out["CalculatedLifecycle"]["DeleteAt"] == created + timedelta(days=120)
-    # Thirty days on, the point moves to cold storage (the EBS Snapshots Archive tier).
+    # EC2 has no cold storage in AWS Backup: the setting is kept, the point stays warm and restorable.
+    assert out["CalculatedLifecycle"]["MoveToColdStorageAt"] is None
+    restore = sk.service.start_restore_job(rp, {})
+    with pytest.raises(Conflict, match="being restored"):
+        sk.service.delete_recovery_point("main", rp)
+    drain(sk)
+    assert sk.service.describe_restore_job(restore["RestoreJobId"])["Status"] == "COMPLETED"
     later = sk.context.clock() + timedelta(days=30, minutes=1)
     sk.context.clock = lambda: later
     retention.sweep(sk.store, later)
     drain(sk)
     point = sk.service.describe_recovery_point("main", rp)
-    assert point["StorageClass"] == "COLD"
-    arn = Arn.parse(target)
-    ec2 = sk.context.ec2(arn.account, arn.region)
-    snaps = ec2.describe_snapshots(SnapshotIds=[v["SnapshotId"] for v in point["Volumes"]])["Snapshots"]
-    assert {s["StorageTier"] for s in snaps} == {"archive"}
-    with pytest.raises(InvalidRequest, match="cold storage"):
-        sk.service.start_restore_job(rp, {})
+    assert point["StorageClass"] == "WARM" and point["Lifecycle"]["MoveToColdStorageAfterDays"] == 30
     sk.service.delete_recovery_point("main", rp)
     drain(sk)
     with pytest.raises(ResourceNotFound):
@@ -353,3 +353,116 @@ def test_encrypted_volume_keeps_its_key_through_backup_and_restore(sk: Snapkeep,
     new_described = ec2api.describe_volumes(ec2, list(new_volumes.values()))
     for dev, key in encrypted.items():
         assert new_described[new_volumes[dev]]["KmsKeyId"] == key
+
+
+def test_stop_arriving_during_create_snapshots_aborts_and_leaves_nothing(sk: Snapkeep,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stop lands while the worker is inside CreateSnapshots and holds the task's lease."""
+    target = multi_volume_instance(sk)
+    job_id = sk.service.start_backup_job("main", target, ROLE)["BackupJobId"]
+    real_create = ec2api.create_instance_snapshots
+    seen: dict[str, Any] = {}
+
+    def create_then_get_stopped(*args: Any, **kwargs: Any) -> Any:
+        made = real_create(*args, **kwargs)
+        sk.service.stop_backup_job(job_id)
+        # The stop re-queues the task, but must not take it from the worker holding its lease.
+        seen["second_claim"] = sk.context.queue.claim("intruder", sk.context.clock(), timedelta(seconds=30))
+        return made
+
+    monkeypatch.setattr(backup_engine.ec2api, "create_instance_snapshots", create_then_get_stopped)
+    drain(sk)
+    assert seen["second_claim"] is None
+    out = sk.service.describe_backup_job(job_id)
+    assert out["State"] == "ABORTED", out
+    arn = Arn.parse(target)
+    assert ec2api.snapshots_tagged(sk.context.ec2(arn.account, arn.region), ec2api.TAG_BACKUP_JOB, job_id) == []
+    assert sk.service.list_recovery_points("main") == []
+
+
+def test_completion_window_closing_on_a_running_job_aborts_it_cleanly(sk: Snapkeep, lab: LabServer) -> None:
+    set_snapshot_seconds(lab.endpoint, 60.0)
+    target = multi_volume_instance(sk)
+    job_id = sk.service.start_backup_job("main", target, ROLE, start_window_minutes=60,
+                                         complete_window_minutes=120)["BackupJobId"]
+    run_one(sk.context, "test-worker")
+    assert sk.service.describe_backup_job(job_id)["State"] == "RUNNING"
+    real = sk.context.clock
+    sk.context.clock = lambda: real() + timedelta(minutes=121)
+    drain(sk)
+    out = sk.service.describe_backup_job(job_id)
+    assert out["State"] == "ABORTED" and "completion window" in out["StatusMessage"]
+    arn = Arn.parse(target)
+    assert ec2api.snapshots_tagged(sk.context.ec2(arn.account, arn.region), ec2api.TAG_BACKUP_JOB, job_id) == []
+
+
+def test_transient_aws_errors_are_retried_not_fatal(sk: Snapkeep, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = multi_volume_instance(sk)
+    real_describe = ec2api.describe_snapshots
+    failures = {"left": 2}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ec2api.TransientAwsError("DescribeSnapshots failed: RequestLimitExceeded: slow down")
+        return real_describe(*args, **kwargs)
+
+    monkeypatch.setattr(backup_engine.ec2api, "describe_snapshots", flaky)
+    job_id = sk.service.start_backup_job("main", target, ROLE)["BackupJobId"]
+    drain(sk)
+    assert failures["left"] == 0
+    assert sk.service.describe_backup_job(job_id)["State"] == "COMPLETED"
+
+
+def test_unreachable_region_does_not_block_the_others(sk: Snapkeep, monkeypatch: pytest.MonkeyPatch) -> None:
+    from snapkeep.engine import inventory as inventory_module
+
+    real_list = ec2api.list_instances
+
+    def eu_is_down(client: Any, account_id: str, region: str) -> Any:
+        if region == "eu-west-1":
+            raise ec2api.TransientAwsError("DescribeInstances failed: could not connect")
+        return real_list(client, account_id, region)
+
+    plan = sk.service.create_backup_plan({"BackupPlanName": "p", "Rules": [
+        {"RuleName": "hourly", "TargetBackupVaultName": "main", "ScheduleExpression": "cron(0 * ? * * *)",
+         "StartWindowMinutes": 60, "CompletionWindowMinutes": 120}]})
+    sk.service.create_backup_selection(plan["BackupPlanId"], {
+        "SelectionName": "all", "IamRoleArn": ROLE, "Resources": ["arn:aws:ec2:*:*:instance/*"]})
+    expected = sorted(a for a in tagged_instances(sk, "backup", "daily") if Arn.parse(a).region == "us-east-1")
+    monkeypatch.setattr(inventory_module.ec2api, "list_instances", eu_is_down)
+    created = sk.service.get_backup_plan(plan["BackupPlanId"])["CreationDate"]
+    now = created.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=1)
+    real = sk.context.clock
+    offset = now - real()
+    sk.context.clock = lambda: real() + offset
+    [run_id] = scheduler.tick(sk.store, now)
+    drain(sk)
+    jobs = sk.service.list_backup_jobs()
+    assert sorted(j["ResourceArn"] for j in jobs) == expected
+    with sk.store.transaction() as conn:
+        run = sk.store.get_run(conn, run_id)
+    assert run["state"] == "RESOLVED" and "eu-west-1" in run["message"] and "could not connect" in run["message"]
+
+
+def test_overlapping_rules_take_one_backup_for_the_longer_retention(sk: Snapkeep) -> None:
+    rule = {"TargetBackupVaultName": "main", "ScheduleExpression": "cron(0 * ? * * *)", "StartWindowMinutes": 60,
+            "CompletionWindowMinutes": 120}
+    plan = sk.service.create_backup_plan({"BackupPlanName": "p", "Rules": [
+        dict(rule, RuleName="short", Lifecycle={"DeleteAfterDays": 7}),
+        dict(rule, RuleName="long", Lifecycle={"DeleteAfterDays": 365})]})
+    sk.service.create_backup_selection(plan["BackupPlanId"], {
+        "SelectionName": "db", "IamRoleArn": ROLE,
+        "ListOfTags": [{"ConditionType": "STRINGEQUALS", "ConditionKey": "Name", "ConditionValue": "db-1"}]})
+    created = sk.service.get_backup_plan(plan["BackupPlanId"])["CreationDate"]
+    now = created.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=1)
+    real = sk.context.clock
+    offset = now - real()
+    sk.context.clock = lambda: real() + offset
+    assert len(scheduler.tick(sk.store, now)) == 2
+    drain(sk)
+    jobs = sk.service.list_backup_jobs()
+    assert len(jobs) == 1 and jobs[0]["CreatedBy"]["BackupRuleId"] == "long"
+    with sk.store.transaction() as conn:
+        runs = {r["rule_name"]: r for r in sk.store.list_runs(conn)}
+    assert "covered by rule 'long'" in runs["short"]["message"]

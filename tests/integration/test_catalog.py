@@ -142,19 +142,32 @@ def test_scheduler_neither_loses_nor_repeats_runs_across_restarts(catalog_url: s
     service.create_backup_vault("main")
     service.create_backup_plan(plan_json())
     # Plan created 2026-03-01 12:00 UTC; the rule runs daily at 05:00 Berlin (04:00 UTC in winter).
-    first = scheduler.tick(CatalogStore(engine), T0 + timedelta(days=3))
-    assert len(first) == 3
-    assert scheduler.tick(CatalogStore(engine), T0 + timedelta(days=3)) == []
+    assert len(scheduler.tick(CatalogStore(engine), T0 + timedelta(days=1))) == 1
+    assert scheduler.tick(CatalogStore(engine), T0 + timedelta(days=1)) == []
     engine.dispose()
     # A new process: same catalog, new engine and store.
     engine2 = db.create_engine(catalog_url)
     store2 = CatalogStore(engine2)
-    assert scheduler.tick(store2, T0 + timedelta(days=3, hours=1)) == []
-    assert len(scheduler.tick(store2, T0 + timedelta(days=4))) == 1
+    assert scheduler.tick(store2, T0 + timedelta(days=1, hours=1)) == []
+    assert len(scheduler.tick(store2, T0 + timedelta(days=2))) == 1
     with store2.transaction() as conn:
         runs = store2.list_runs(conn)
-    assert [r["scheduled_at"] for r in runs] == [datetime(2026, 3, d, 4, 0, tzinfo=UTC) for d in (2, 3, 4, 5)]
-    assert count(store2, tables.tasks) == 4
+    assert [r["scheduled_at"] for r in runs] == [datetime(2026, 3, d, 4, 0, tzinfo=UTC) for d in (2, 3)]
+    assert {r["state"] for r in runs} == {"CREATED"}
+    assert count(store2, tables.tasks) == 2
+
+
+def test_runs_missed_during_an_outage_are_recorded_expired_and_only_the_newest_runs(
+        service: BackupService, store: CatalogStore) -> None:
+    service.create_backup_vault("main")
+    service.create_backup_plan(plan_json())
+    queued = scheduler.tick(store, T0 + timedelta(days=3))  # down for three days
+    with store.transaction() as conn:
+        runs = store.list_runs(conn)
+    assert [r["state"] for r in runs] == ["EXPIRED", "EXPIRED", "CREATED"]
+    assert queued == [runs[-1]["run_id"]]
+    assert "missed" in runs[0]["message"]
+    assert count(store, tables.tasks) == 1
 
 
 def test_queue_leases_give_each_task_to_one_worker(store: CatalogStore) -> None:
@@ -211,3 +224,19 @@ def test_concurrent_workers_with_their_own_connections_claim_each_task_once(cata
     assert errors == []
     assert sorted(claimed) == sorted(f"job-{i}" for i in range(60))
     assert TaskQueue(engine).pending() == 0
+
+
+def test_rule_added_by_an_update_does_not_catch_up_on_runs_before_it_existed(service: BackupService,
+                                                                             store: CatalogStore,
+                                                                             clock: Clock) -> None:
+    service.create_backup_vault("main")
+    plan_id = service.create_backup_plan(plan_json())["BackupPlanId"]
+    assert len(scheduler.tick(store, T0 + timedelta(days=10))) == 1
+    clock.now = T0 + timedelta(days=10)
+    changed = plan_json()
+    changed["Rules"].append(dict(changed["Rules"][0], RuleName="hourly", ScheduleExpression="cron(0 * ? * * *)"))
+    service.update_backup_plan(plan_id, changed)
+    created = scheduler.tick(store, T0 + timedelta(days=10, hours=3))
+    with store.transaction() as conn:
+        hourly = [r for r in store.list_runs(conn, plan_id) if r["rule_name"] == "hourly"]
+    assert len(hourly) == 3 and len(created) == 1

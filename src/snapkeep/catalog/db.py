@@ -27,7 +27,7 @@ def create_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     kwargs: dict[str, Any] = {"future": True}
     if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        kwargs["connect_args"] = {"timeout": 15, "check_same_thread": False}
     else:
         kwargs["pool_pre_ping"] = True
     engine = sa.create_engine(url, **kwargs)
@@ -41,7 +41,7 @@ def create_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA busy_timeout=15000")
             cursor.close()
 
         @sa.event.listens_for(engine, "begin")

@@ -241,19 +241,42 @@ class CatalogStore:
     # -- backup jobs -----------------------------------------------------------------------------------
     def insert_job(self, conn: Connection, values: Mapping[str, Any]) -> Row:
         """Insert a backup job, or return the job already recorded under the same idempotency key."""
-        existing = _row(
-            conn.execute(sa.select(t.backup_jobs).where(t.backup_jobs.c.idempotency_key == values["idempotency_key"]))
-        )
+        key = values["idempotency_key"]
+        query = sa.select(t.backup_jobs).where(t.backup_jobs.c.idempotency_key == key)
+        existing = _row(conn.execute(query))
         if existing is not None:
             return existing
-        conn.execute(t.backup_jobs.insert().values(**values))
+        try:
+            with conn.begin_nested():
+                conn.execute(t.backup_jobs.insert().values(**values))
+        except IntegrityError:  # a concurrent request with the same key won the race
+            row = _row(conn.execute(query))
+            if row is None:
+                raise
+            return row
         return self.get_job(conn, values["job_id"])
 
     def get_job(self, conn: Connection, job_id: str) -> Row:
         return self._get(conn, t.backup_jobs, f"backup job '{job_id}'", job_id=job_id)
 
-    def update_job(self, conn: Connection, job_id: str, values: Mapping[str, Any]) -> None:
-        self._update(conn, t.backup_jobs, {"job_id": job_id}, values)
+    def update_job(
+        self, conn: Connection, job_id: str, values: Mapping[str, Any], expect_version: int | None = None
+    ) -> bool:
+        """Write a job and bump its version; with `expect_version`, only if nobody wrote it since (False if not)."""
+        stmt = t.backup_jobs.update().where(t.backup_jobs.c.job_id == job_id)
+        if expect_version is not None:
+            stmt = stmt.where(t.backup_jobs.c.version == expect_version)
+        return conn.execute(stmt.values(**values, version=t.backup_jobs.c.version + 1)).rowcount == 1
+
+    def live_jobs_for_vault(self, conn: Connection, vault: str) -> int:
+        c = t.backup_jobs.c
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.backup_jobs)
+                .where(c.backup_vault_name == vault, c.state.in_(("CREATED", "PENDING", "RUNNING", "ABORTING")))
+            ).scalar_one()
+        )
 
     def list_jobs(
         self,
@@ -312,24 +335,63 @@ class CatalogStore:
             query = query.where(c.status != "DELETED")
         return [dict(r) for r in conn.execute(query).mappings()]
 
+    def find_recovery_point_of_job(self, conn: Connection, job_id: str) -> Row | None:
+        return _row(conn.execute(sa.select(t.recovery_points).where(t.recovery_points.c.backup_job_id == job_id)))
+
+    def get_recovery_point_any(self, conn: Connection, arn: str) -> Row | None:
+        """The row whatever its status (DELETED included), or None."""
+        return _row(conn.execute(sa.select(t.recovery_points).where(t.recovery_points.c.recovery_point_arn == arn)))
+
+    def due_for_expiry(self, conn: Connection, now: datetime) -> list[Row]:
+        c = t.recovery_points.c
+        rows = conn.execute(
+            sa.select(t.recovery_points).where(
+                c.status.in_(("COMPLETED", "AVAILABLE")), c.delete_at.is_not(None), c.delete_at <= now
+            )
+        )
+        return [dict(r) for r in rows.mappings()]
+
     def update_recovery_point(self, conn: Connection, arn: str, values: Mapping[str, Any]) -> None:
         self._update(conn, t.recovery_points, {"recovery_point_arn": arn}, values)
 
     # -- restore jobs ----------------------------------------------------------------------------------
     def insert_restore_job(self, conn: Connection, values: Mapping[str, Any]) -> Row:
         token = values.get("idempotency_token")
+        query = sa.select(t.restore_jobs).where(t.restore_jobs.c.idempotency_token == token)
         if token:
-            existing = _row(conn.execute(sa.select(t.restore_jobs).where(t.restore_jobs.c.idempotency_token == token)))
+            existing = _row(conn.execute(query))
             if existing is not None:
                 return existing
-        conn.execute(t.restore_jobs.insert().values(**values))
+        try:
+            with conn.begin_nested():
+                conn.execute(t.restore_jobs.insert().values(**values))
+        except IntegrityError:
+            row = _row(conn.execute(query)) if token else None
+            if row is None:
+                raise
+            return row
         return self.get_restore_job(conn, values["restore_job_id"])
 
     def get_restore_job(self, conn: Connection, job_id: str) -> Row:
         return self._get(conn, t.restore_jobs, f"restore job '{job_id}'", restore_job_id=job_id)
 
-    def update_restore_job(self, conn: Connection, job_id: str, values: Mapping[str, Any]) -> None:
-        self._update(conn, t.restore_jobs, {"restore_job_id": job_id}, values)
+    def update_restore_job(
+        self, conn: Connection, job_id: str, values: Mapping[str, Any], expect_version: int | None = None
+    ) -> bool:
+        stmt = t.restore_jobs.update().where(t.restore_jobs.c.restore_job_id == job_id)
+        if expect_version is not None:
+            stmt = stmt.where(t.restore_jobs.c.version == expect_version)
+        return conn.execute(stmt.values(**values, version=t.restore_jobs.c.version + 1)).rowcount == 1
+
+    def live_restores_of(self, conn: Connection, recovery_point_arn: str) -> int:
+        c = t.restore_jobs.c
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.restore_jobs)
+                .where(c.recovery_point_arn == recovery_point_arn, c.status.in_(("PENDING", "RUNNING")))
+            ).scalar_one()
+        )
 
     def list_restore_jobs(self, conn: Connection, *, status: str | None = None) -> list[Row]:
         query = sa.select(t.restore_jobs).order_by(t.restore_jobs.c.creation_date.desc())

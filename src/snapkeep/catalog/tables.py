@@ -155,6 +155,9 @@ backup_jobs = sa.Table(
     sa.Column("completion_date", UTCDateTime(), nullable=True),
     sa.Column("step", sa.String(32), nullable=False),  # the resumable step the job is in
     sa.Column("step_data", sa.JSON(), nullable=False),  # AWS ids recorded before and after each call
+    # Bumped by every write: a writer holding an older version lost a race (a stop, another worker) and must
+    # reload instead of overwriting.
+    sa.Column("version", sa.Integer(), nullable=False, server_default="0"),
     _created(),
 )
 
@@ -173,6 +176,7 @@ recovery_points = sa.Table(
     sa.Column("rule_name", sa.String(50), nullable=True),
     sa.Column("iam_role_arn", sa.String(2048), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_message", sa.Text(), nullable=True),
     sa.Column("storage_class", sa.String(16), nullable=False),
     sa.Column("lifecycle", sa.JSON(), nullable=True),
     sa.Column("move_to_cold_at", UTCDateTime(), nullable=True),
@@ -207,6 +211,7 @@ restore_jobs = sa.Table(
     sa.Column("created_resource_arn", sa.String(2048), nullable=True),
     sa.Column("step", sa.String(32), nullable=False),
     sa.Column("step_data", sa.JSON(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("completion_date", UTCDateTime(), nullable=True),
     _created(),
 )

@@ -79,7 +79,7 @@ def run_demo(keep: bool = False) -> bool:
             f"Created vault demo-vault, plan {plan['BackupPlanId']} (daily + monthly), selection backup=daily"
         )
 
-        picked = evaluate(selection_from_aws_json(DEMO_SELECTION), live_inventory(sk.context))
+        picked = evaluate(selection_from_aws_json(DEMO_SELECTION), live_inventory(sk.context).resources)
         console.print(
             f"The selection picks {len(picked)} instances: "
             + ", ".join(Arn.parse(m.resource_arn).resource_id for m in picked)

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Group, RenderableType
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 
 from snapkeep.app import Snapkeep
-from snapkeep.cli.output import console, emit, errors_to_exit, make_table
+from snapkeep.cli.output import (
+    console,
+    emit,
+    err_console,
+    errors_to_exit,
+    make_table,
+    note_catalog_url,
+    redact_url,
+)
 from snapkeep.config import Settings
 from snapkeep.domain.clock import parse_iso
 from snapkeep.domain.errors import InvalidParameterValue, SnapkeepError
+from snapkeep.domain.jobs import BackupJobState, RestoreJobStatus
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Snapkeep: backup and recovery for AWS EC2.")
 vault_app = typer.Typer(no_args_is_help=True, help="Backup vaults.")
@@ -38,8 +52,23 @@ for sub, name in (
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+def load_settings() -> Settings:
+    """Settings from the environment, the catalog URL checked and noted so database errors can name it."""
+    settings = Settings.from_env()
+    try:
+        make_url(settings.database_url).get_dialect()
+    except sa_exc.ArgumentError as exc:  # unparsable, or a database SQLAlchemy has no dialect for
+        raise InvalidParameterValue(
+            f"SNAPKEEP_DATABASE_URL: '{redact_url(settings.database_url)}' is not a database URL Snapkeep can use "
+            "(expected sqlite:///PATH or postgresql://USER@HOST/DB)",
+            field="SNAPKEEP_DATABASE_URL",
+        ) from exc
+    note_catalog_url(settings.database_url)
+    return settings
+
+
 def open_app() -> Snapkeep:
-    return Snapkeep.open(Settings.from_env())
+    return Snapkeep.open(load_settings())
 
 
 def read_json_file(path: Path, what: str) -> Any:
@@ -51,14 +80,58 @@ def read_json_file(path: Path, what: str) -> Any:
         raise InvalidParameterValue(f"{what}: '{path}' is not valid JSON: {exc}") from exc
 
 
-def parse_tags(tags: list[str] | None) -> dict[str, str]:
+def parse_tags(tags: list[str] | None, option: str = "--tag") -> dict[str, str]:
     out: dict[str, str] = {}
     for item in tags or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise InvalidParameterValue(f"--tag '{item}': expected KEY=VALUE")
+            raise InvalidParameterValue(f"{option} '{item}': expected KEY=VALUE", field=option)
         out[key] = value
     return out
+
+
+def parse_time(text: str, option: str) -> datetime:
+    try:
+        return parse_iso(text)
+    except ValueError as exc:
+        raise InvalidParameterValue(
+            f"{option}: '{text}' is not an ISO-8601 time (e.g. 2026-03-07T12:00:00Z or 2026-03-07T07:00:00-05:00)",
+            field=option,
+        ) from exc
+
+
+def parse_choice(value: str | None, choices: type[BackupJobState] | type[RestoreJobStatus], option: str) -> str | None:
+    """A job state filter, checked: an unknown state would silently match nothing."""
+    if value is None:
+        return None
+    names = [c.value for c in choices]
+    if value.upper() not in names:
+        raise InvalidParameterValue(f"{option}: '{value}' is not one of {', '.join(names)}", field=option)
+    return value.upper()
+
+
+def exit_unless_completed(what: str, job_id: str, state: str, message: str | None) -> None:
+    """A job that ended any other way than COMPLETED fails the command, after its result was printed."""
+    if state == "COMPLETED":
+        return
+    err_console.print(f"{what} {job_id} ended {state}" + (f": {message}" if message else ""), markup=False,
+                      highlight=False)
+    raise typer.Exit(1)
+
+
+def _lifecycle_text(lifecycle: Mapping[str, Any] | None) -> str:
+    if not lifecycle:
+        return "keep forever"
+    parts = []
+    if lifecycle.get("MoveToColdStorageAfterDays") is not None:
+        parts.append(f"cold after {lifecycle['MoveToColdStorageAfterDays']} d")
+    if lifecycle.get("DeleteAfterDays") is not None:
+        parts.append(f"delete after {lifecycle['DeleteAfterDays']} d")
+    return ", ".join(parts) or "keep forever"
+
+
+def _tags_text(tags: Mapping[str, Any] | None) -> str:
+    return ", ".join(f"{k}={v}" for k, v in (tags or {}).items())
 
 
 # -- accounts -----------------------------------------------------------------------------------------------
@@ -171,11 +244,46 @@ def plan_update(plan_id: str, file: Annotated[Path, typer.Option("--file")], as_
     emit(out, as_json, lambda: _plan_row_table("Backup plan updated", out))
 
 
+def _plan_view(out: dict[str, Any]) -> RenderableType:
+    plan = out["BackupPlan"]
+    fields = [
+        ["BackupPlanName", plan.get("BackupPlanName")],
+        ["BackupPlanId", out["BackupPlanId"]],
+        ["BackupPlanArn", out["BackupPlanArn"]],
+        ["VersionId", out["VersionId"]],
+        ["Created", out["CreationDate"]],
+        ["Last run", out.get("LastExecutionDate")],
+    ]
+    if out.get("DeletionDate"):
+        fields.append(["Deleted", out["DeletionDate"]])
+    rules = make_table(
+        "Rules",
+        ["Rule", "Vault", "Schedule", "Time zone", "Start window (min)", "Completion window (min)", "Lifecycle",
+         "Recovery point tags"],
+        [
+            [
+                r.get("RuleName"),
+                r.get("TargetBackupVaultName"),
+                r.get("ScheduleExpression"),
+                r.get("ScheduleExpressionTimezone", "Etc/UTC"),
+                r.get("StartWindowMinutes"),
+                r.get("CompletionWindowMinutes"),
+                _lifecycle_text(r.get("Lifecycle")),
+                _tags_text(r.get("RecoveryPointTags")),
+            ]
+            for r in plan.get("Rules", [])
+        ],
+    )
+    return Group(make_table(f"Backup plan {plan.get('BackupPlanName', '')}", ["Field", "Value"], fields), rules)
+
+
 @plan_app.command("get")
-def plan_get(plan_id: str, version_id: Annotated[str | None, typer.Option("--version-id")] = None) -> None:
+def plan_get(
+    plan_id: str, version_id: Annotated[str | None, typer.Option("--version-id")] = None, as_json: JsonOpt = False
+) -> None:
     with errors_to_exit():
         out = open_app().service.get_backup_plan(plan_id, version_id)
-    emit(out, True)
+    emit(out, as_json, lambda: _plan_view(out))
 
 
 @plan_app.command("list")
@@ -233,10 +341,10 @@ def plan_preview(
     from snapkeep.cli.preview import preview, render_preview
 
     with errors_to_exit():
-        start = parse_iso(from_) if from_ else None
+        start = parse_time(from_, "--from") if from_ else None
         plan_json = read_json_file(file, "--file")
         selections = [read_json_file(p, "--selection") for p in selection or []]
-        result = preview(plan_json, selections, start, count, Settings.from_env() if selections else None)
+        result = preview(plan_json, selections, start, count, load_settings() if selections else None)
     if as_json:
         emit(result.to_json(), True)
     else:
@@ -272,10 +380,41 @@ def selection_list(plan_id: str, as_json: JsonOpt = False) -> None:
     )
 
 
+def _selection_view(out: dict[str, Any]) -> RenderableType:
+    sel = out["BackupSelection"]
+    rows: list[list[Any]] = [
+        ["SelectionName", sel.get("SelectionName")],
+        ["SelectionId", out["SelectionId"]],
+        ["BackupPlanId", out["BackupPlanId"]],
+        ["IamRoleArn", sel.get("IamRoleArn")],
+        ["Created", out.get("CreationDate")],
+        ["Resources", "\n".join(sel.get("Resources") or [])],
+        ["NotResources", "\n".join(sel.get("NotResources") or [])],
+        [
+            "ListOfTags",
+            "\n".join(
+                f"{t['ConditionKey']}={t['ConditionValue']} ({t['ConditionType']})" for t in sel.get("ListOfTags") or []
+            ),
+        ],
+        [
+            "Conditions",
+            "\n".join(
+                f"{operator}: {c['ConditionKey']}={c['ConditionValue']}"
+                for operator, conditions in (sel.get("Conditions") or {}).items()
+                for c in conditions
+            ),
+        ],
+    ]
+    if out.get("CreatorRequestId"):
+        rows.append(["CreatorRequestId", out["CreatorRequestId"]])
+    return make_table(f"Selection {sel.get('SelectionName', '')}", ["Field", "Value"], rows)
+
+
 @selection_app.command("get")
-def selection_get(plan_id: str, selection_id: str) -> None:
+def selection_get(plan_id: str, selection_id: str, as_json: JsonOpt = False) -> None:
     with errors_to_exit():
-        emit(open_app().service.get_backup_selection(plan_id, selection_id), True)
+        out = open_app().service.get_backup_selection(plan_id, selection_id)
+    emit(out, as_json, lambda: _selection_view(out))
 
 
 @selection_app.command("delete")
@@ -310,22 +449,49 @@ def job_start(
     vault: Annotated[str, typer.Option("--vault")],
     iam_role_arn: Annotated[str, typer.Option("--iam-role-arn")] = "arn:aws:iam::123456789012:role/snapkeep",
     delete_after_days: Annotated[int | None, typer.Option("--delete-after-days")] = None,
+    cold_after_days: Annotated[int | None, typer.Option("--move-to-cold-storage-after-days")] = None,
+    start_window_minutes: Annotated[
+        int | None, typer.Option("--start-window-minutes", help="The job must start within this (at least 60)")
+    ] = None,
+    complete_window_minutes: Annotated[
+        int | None, typer.Option("--complete-window-minutes", help="The job must finish within this of starting")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Recovery point tag KEY=VALUE")] = None,
+    idempotency_token: Annotated[
+        str | None, typer.Option("--idempotency-token", help="The same token again returns the same job")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job (needs a running server)")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits at most")] = 600.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start an on-demand backup job of an EC2 instance."""
+    """Start an on-demand backup job of an EC2 instance (with --wait, exit 1 unless it ends COMPLETED)."""
+    lifecycle = {
+        key: value
+        for key, value in (("MoveToColdStorageAfterDays", cold_after_days), ("DeleteAfterDays", delete_after_days))
+        if value is not None
+    }
     with errors_to_exit():
         sk = open_app()
-        lifecycle = {"DeleteAfterDays": delete_after_days} if delete_after_days else None
-        out = sk.service.start_backup_job(vault, resource_arn, iam_role_arn, lifecycle=lifecycle)
+        out = sk.service.start_backup_job(
+            vault,
+            resource_arn,
+            iam_role_arn,
+            idempotency_token=idempotency_token,
+            start_window_minutes=start_window_minutes,
+            complete_window_minutes=complete_window_minutes,
+            lifecycle=lifecycle or None,
+            recovery_point_tags=parse_tags(tag),
+        )
         if wait:
-            wait_for_backup(sk, out["BackupJobId"])
+            wait_for_backup(sk, out["BackupJobId"], timeout)
             out = sk.service.describe_backup_job(out["BackupJobId"])
     emit(
         out,
         as_json,
         lambda: make_table("Backup job", ["BackupJobId", "State"], [[out["BackupJobId"], out.get("State", "CREATED")]]),
     )
+    if wait:
+        exit_unless_completed("Backup job", out["BackupJobId"], out["State"], out.get("StatusMessage"))
 
 
 @job_app.command("list")
@@ -336,6 +502,7 @@ def job_list(
     as_json: JsonOpt = False,
 ) -> None:
     with errors_to_exit():
+        state = parse_choice(state, BackupJobState, "--state")
         rows = open_app().service.list_backup_jobs(state=state, vault=vault, resource_arn=resource_arn)
     emit(rows, as_json, lambda: _jobs_table(rows))
 
@@ -356,14 +523,13 @@ def job_stop(job_id: str) -> None:
 
 @job_app.command("wait")
 def job_wait(job_id: str, timeout: float = 600.0, as_json: JsonOpt = False) -> None:
-    """Wait for a backup job to end, with a progress bar (the server's workers run it)."""
+    """Wait for a backup job to end, with a progress bar (the server's workers run it); exit 1 unless COMPLETED."""
     with errors_to_exit():
         sk = open_app()
         wait_for_backup(sk, job_id, timeout)
         out = sk.service.describe_backup_job(job_id)
     emit(out, as_json, lambda: _jobs_table([out]))
-    if out["State"] != "COMPLETED":
-        raise typer.Exit(1)
+    exit_unless_completed("Backup job", job_id, out["State"], out.get("StatusMessage"))
 
 
 def wait_for_backup(sk: Snapkeep, job_id: str, timeout: float = 600.0) -> dict[str, Any]:
@@ -437,10 +603,43 @@ def rp_list(
     )
 
 
+def _recovery_point_view(out: dict[str, Any]) -> RenderableType:
+    calculated = out.get("CalculatedLifecycle") or {}
+    created_by = out.get("CreatedBy")
+    fields = [
+        ["RecoveryPointArn", out["RecoveryPointArn"]],
+        ["Vault", out["BackupVaultName"]],
+        ["Resource", out["ResourceArn"]],
+        ["ResourceName", out.get("ResourceName")],
+        ["Status", out["Status"]],
+        ["StorageClass", out.get("StorageClass")],
+        ["Created", out.get("CreationDate")],
+        ["Completed", out.get("CompletionDate")],
+        ["Size (bytes)", out.get("BackupSizeInBytes")],
+        ["Encrypted", out.get("IsEncrypted")],
+        ["Lifecycle", _lifecycle_text(out.get("Lifecycle"))],
+        ["Move to cold at", calculated.get("MoveToColdStorageAt")],
+        ["Delete at", calculated.get("DeleteAt")],
+        ["Created by", f"plan {created_by['BackupPlanId']}, rule {created_by['BackupRuleId']}" if created_by
+         else "on-demand backup"],
+    ]
+    volumes = make_table(
+        "Volumes",
+        ["Device", "VolumeId", "SnapshotId", "Size (GiB)", "Type", "Encrypted"],
+        [
+            [v.get("DeviceName"), v.get("VolumeId"), v.get("SnapshotId"), v.get("VolumeSize"), v.get("VolumeType"),
+             v.get("Encrypted")]
+            for v in out.get("Volumes") or []
+        ],
+    )
+    return Group(make_table("Recovery point", ["Field", "Value"], fields), volumes)
+
+
 @rp_app.command("describe")
-def rp_describe(vault: str, recovery_point_arn: str) -> None:
+def rp_describe(vault: str, recovery_point_arn: str, as_json: JsonOpt = False) -> None:
     with errors_to_exit():
-        emit(open_app().service.describe_recovery_point(vault, recovery_point_arn), True)
+        out = open_app().service.describe_recovery_point(vault, recovery_point_arn)
+    emit(out, as_json, lambda: _recovery_point_view(out))
 
 
 @rp_app.command("delete")
@@ -470,33 +669,78 @@ def rp_update_lifecycle(
 
 
 # -- restores -----------------------------------------------------------------------------------------------
+def read_metadata(metadata_file: Path | None, metadata: list[str] | None) -> dict[str, str]:
+    """Restore metadata from an AWS-style JSON object, then KEY=VALUE options (which win over the file)."""
+    out: dict[str, str] = {}
+    if metadata_file is not None:
+        data = read_json_file(metadata_file, "--metadata-file")
+        if not isinstance(data, dict):
+            raise InvalidParameterValue(
+                f"--metadata-file: '{metadata_file}' must hold a JSON object, e.g. {{\"InstanceType\": \"t3.micro\"}}",
+                field="--metadata-file",
+            )
+        for key, value in data.items():
+            if value is None or isinstance(value, dict):
+                raise InvalidParameterValue(
+                    f"--metadata-file: Metadata.{key} must be a string, got {json.dumps(value)}",
+                    field="--metadata-file",
+                )
+            # AWS metadata values are strings: numbers, booleans and lists are written as their JSON text.
+            out[key] = value if isinstance(value, str) else json.dumps(value)
+    out.update(parse_tags(metadata, "--metadata"))
+    return out
+
+
+def _restore_table(out: dict[str, Any]) -> RenderableType:
+    return make_table(
+        "Restore job",
+        ["RestoreJobId", "Status", "Created resource", "Message"],
+        [[out["RestoreJobId"], out.get("Status", "PENDING"), out.get("CreatedResourceArn"), out.get("StatusMessage")]],
+    )
+
+
 @restore_app.command("start")
 def restore_start(
     recovery_point_arn: str,
     metadata: Annotated[list[str] | None, typer.Option("--metadata", help="KEY=VALUE")] = None,
+    metadata_file: Annotated[
+        Path | None, typer.Option("--metadata-file", help="JSON object of restore metadata, as AWS takes it")
+    ] = None,
     resource_type: Annotated[str | None, typer.Option("--resource-type", help="EC2 or EBS")] = None,
-    copy_tags: Annotated[bool, typer.Option("--copy-tags/--no-copy-tags")] = True,
+    copy_tags: Annotated[
+        bool, typer.Option("--copy-tags/--no-copy-tags", help="Copy the source's tags (AWS's default: no)")
+    ] = False,
     wait: bool = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits at most")] = 600.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Restore a whole instance (EC2) or a single volume (EBS, with availabilityZone and DeviceName)."""
+    """Restore a whole instance (EC2) or a single volume (EBS, with availabilityZone and DeviceName).
+
+    With --wait, exit 1 unless the restore ends COMPLETED.
+    """
     with errors_to_exit():
+        meta = read_metadata(metadata_file, metadata)
         sk = open_app()
         out = sk.service.start_restore_job(
-            recovery_point_arn, parse_tags(metadata), resource_type=resource_type, copy_source_tags=copy_tags
+            recovery_point_arn, meta, resource_type=resource_type, copy_source_tags=copy_tags
         )
         if wait:
-            wait_for_restore(sk, out["RestoreJobId"])
+            wait_for_restore(sk, out["RestoreJobId"], timeout)
             out = sk.service.describe_restore_job(out["RestoreJobId"])
-    emit(
-        out,
-        as_json,
-        lambda: make_table(
-            "Restore job",
-            ["RestoreJobId", "Status", "Created resource"],
-            [[out["RestoreJobId"], out.get("Status", "PENDING"), out.get("CreatedResourceArn")]],
-        ),
-    )
+    emit(out, as_json, lambda: _restore_table(out))
+    if wait:
+        exit_unless_completed("Restore job", out["RestoreJobId"], out["Status"], out.get("StatusMessage"))
+
+
+@restore_app.command("wait")
+def restore_wait(job_id: str, timeout: float = 600.0, as_json: JsonOpt = False) -> None:
+    """Wait for a restore job to end, with a progress bar (the server's workers run it); exit 1 unless COMPLETED."""
+    with errors_to_exit():
+        sk = open_app()
+        wait_for_restore(sk, job_id, timeout)
+        out = sk.service.describe_restore_job(job_id)
+    emit(out, as_json, lambda: _restore_table(out))
+    exit_unless_completed("Restore job", job_id, out["Status"], out.get("StatusMessage"))
 
 
 @restore_app.command("describe")
@@ -509,7 +753,7 @@ def restore_describe(job_id: str, as_json: JsonOpt = False) -> None:
 @restore_app.command("list")
 def restore_list(status: Annotated[str | None, typer.Option("--status")] = None, as_json: JsonOpt = False) -> None:
     with errors_to_exit():
-        rows = open_app().service.list_restore_jobs(status)
+        rows = open_app().service.list_restore_jobs(parse_choice(status, RestoreJobStatus, "--status"))
     emit(
         rows,
         as_json,
@@ -527,13 +771,13 @@ def server(
     lab: Annotated[bool, typer.Option("--lab", help="Also run the embedded offline AWS lab")] = False,
     lab_port: Annotated[int, typer.Option("--lab-port")] = 0,
     workers: Annotated[bool, typer.Option("--workers/--no-workers")] = True,
-    threads: Annotated[int | None, typer.Option("--threads")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
 ) -> None:
     """Run the scheduler and the workers until interrupted."""
     from snapkeep.cli.processes import run_server
 
     with errors_to_exit():
-        run_server(Settings.from_env(), lab=lab, lab_port=lab_port, workers=workers, threads=threads)
+        run_server(load_settings(), lab=lab, lab_port=lab_port, workers=workers, threads=threads)
 
 
 @app.command("lab")

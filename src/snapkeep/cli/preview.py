@@ -28,6 +28,7 @@ class PreviewResult:
     rules: list[RulePreview]
     picks: dict[str, list[SelectionMatch]] = field(default_factory=dict)
     inventory_size: int = 0
+    inventory_failures: list[str] = field(default_factory=list)  # account/region that could not be listed
 
     def duplicates(self) -> dict[str, list[str]]:
         return duplicates(self.picks)
@@ -54,6 +55,7 @@ class PreviewResult:
                 for r in self.rules
             ],
             "resources": sorted(resources.values(), key=lambda e: str(e["ResourceArn"])),
+            "inventoryFailures": list(self.inventory_failures),
             "duplicates": [
                 {"ResourceArn": arn, "Selections": names} for arn, names in sorted(self.duplicates().items())
             ],
@@ -95,13 +97,16 @@ def preview(
             inventory = live_inventory(sk.context)
         finally:
             sk.close()
-        result.inventory_size = len(inventory)
+        result.inventory_size = len(inventory.resources)
+        result.inventory_failures = inventory.failures
         for selection in parsed:
-            result.picks[selection.selection_name] = evaluate(selection, inventory)
+            result.picks[selection.selection_name] = evaluate(selection, inventory.resources)
     return result
 
 
 def render_preview(result: PreviewResult) -> None:
+    for failure in result.inventory_failures:
+        console.print(f"[yellow]Warning[/]: could not list {failure}", highlight=False)
     for rule in result.rules:
         zone = ZoneInfo(rule.timezone)
         console.print(

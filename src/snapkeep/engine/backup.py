@@ -3,10 +3,17 @@
 start → snapshot → wait → image → record, and cleanup on failure or abort. Each step records in the job's
 `step_data` the AWS ids it is about to create (and tags what it creates with the job id) before it waits, so a
 process killed at any point and restarted finishes or fails the job and never leaves a snapshot untracked.
+
+Every write is fenced by the job's version: a stop request or another writer makes this worker's next write
+fail with StaleJob, and the job is reloaded instead of overwritten. Transient AWS failures (throttling, 5xx,
+lost connections) are retried; the job's start and completion windows bound how long.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from snapkeep.aws import ec2 as ec2api
@@ -15,15 +22,34 @@ from snapkeep.domain.errors import SnapkeepError
 from snapkeep.domain.jobs import BackupJobState, JobWindows, window_verdict
 from snapkeep.domain.plans import lifecycle_from_aws_json
 from snapkeep.domain.retention import calculated_lifecycle
-from snapkeep.engine.context import Done, EngineContext, Outcome
+from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob
 
 GIB = 1024**3
+MAX_CLEANUP_ATTEMPTS = 5
+log = logging.getLogger("snapkeep.backup")
+Job = dict[str, Any]
+
+
+class JobFailed(SnapkeepError):
+    """The backup cannot succeed; the job is cleaned up and ends FAILED with this message."""
 
 
 def run_backup_job(ctx: EngineContext, job_id: str) -> Outcome:
     """Advance one backup job as far as it can go now; return when to look at it again."""
+    for _ in range(20):  # each pass reloads the job; a stale write (stop request) restarts from the new state
+        try:
+            return _advance(ctx, _load(ctx, job_id))
+        except StaleJob:
+            continue
+    return RetryAt(ctx.clock())
+
+
+def _load(ctx: EngineContext, job_id: str) -> Job:
     with ctx.store.transaction() as conn:
-        job = ctx.store.get_job(conn, job_id)
+        return ctx.store.get_job(conn, job_id)
+
+
+def _advance(ctx: EngineContext, job: Job) -> Outcome:
     state = BackupJobState(job["state"])
     if state.is_final:
         return Done()
@@ -39,112 +65,152 @@ def run_backup_job(ctx: EngineContext, job_id: str) -> Outcome:
                 ctx, job, BackupJobState.ABORTED, "The completion window closed before the backup finished"
             )
     try:
-        step = _STEPS[job["step"]]
-        return step(ctx, job)
+        while True:
+            outcome = _STEPS[job["step"]](ctx, job)
+            if outcome is not None:
+                return outcome
+    except (StaleJob, LeaseLost):
+        raise
+    except ec2api.TransientAwsError as exc:
+        log.warning("backup job %s: %s; retrying", job["job_id"], exc.message)
+        return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 5)))
     except SnapkeepError as exc:
         if job["step"] == "cleanup":
-            raise
+            return _cleanup_failed(ctx, job, exc)
         return _begin_cleanup(ctx, job, BackupJobState.FAILED, exc.message)
+    except Exception as exc:  # a bug must end the job, not retry it for a week
+        log.exception("backup job %s failed unexpectedly", job["job_id"])
+        if job["step"] == "cleanup":
+            return _cleanup_failed(ctx, job, exc)
+        return _begin_cleanup(ctx, job, BackupJobState.FAILED, f"Internal error: {type(exc).__name__}: {exc}")
 
 
-def _save(ctx: EngineContext, job_id: str, **values: Any) -> None:
+def _save(ctx: EngineContext, job: Job, **values: Any) -> None:
+    """Write the job if nobody else did since it was read; keep the in-memory copy in step."""
     with ctx.store.transaction() as conn:
-        ctx.store.update_job(conn, job_id, values)
+        if not ctx.store.update_job(conn, job["job_id"], values, expect_version=job["version"]):
+            raise StaleJob(job["job_id"])
+    job.update(values)
+    job["version"] += 1
 
 
-def _step_start(ctx: EngineContext, job: dict[str, Any]) -> Outcome:
-    arn = Arn.parse(job["resource_arn"])
-    client = ctx.ec2(job["account_id"], job["region"])
-    with ctx.store.transaction() as conn:
-        ctx.store.get_vault(conn, job["backup_vault_name"])
-    inst = ec2api.describe_instance(client, arn.resource_id)
+def _client(ctx: EngineContext, job: Job) -> Any:
+    return ctx.ec2(job["account_id"], job["region"])
+
+
+def _configuration(client: Any, instance_id: str) -> dict[str, Any]:
+    inst = ec2api.describe_instance(client, instance_id)
     volume_ids = [b["Ebs"]["VolumeId"] for b in inst.get("BlockDeviceMappings", []) if b.get("Ebs")]
     if not volume_ids:
-        raise _fail("the instance has no EBS volumes to back up")
-    volumes = ec2api.describe_volumes(client, volume_ids)
-    config = ec2api.instance_configuration(inst, volumes)
-    data = dict(job["step_data"], config=config)
-    size = sum(int(v.get("Size", 0)) for v in volumes.values()) * GIB
+        raise JobFailed(f"instance {instance_id} has no EBS volumes to back up")
+    return ec2api.instance_configuration(inst, ec2api.describe_volumes(client, volume_ids))
+
+
+def _step_start(ctx: EngineContext, job: Job) -> Outcome | None:
+    with ctx.store.transaction() as conn:
+        ctx.store.get_vault(conn, job["backup_vault_name"])
+    config = _configuration(_client(ctx, job), Arn.parse(job["resource_arn"]).resource_id)
+    size = sum(int(b["VolumeSize"] or 0) for b in config["BlockDeviceMappings"]) * GIB
     _save(
         ctx,
-        job["job_id"],
+        job,
         state=BackupJobState.RUNNING.value,
         started_at=ctx.clock(),
         step="snapshot",
-        step_data=data,
+        step_data=dict(job["step_data"], config=config),
         percent_done=5.0,
         backup_size_bytes=size,
         resource_name=config["Tags"].get("Name"),
     )
-    return run_backup_job(ctx, job["job_id"])
+    return None
 
 
-def _step_snapshot(ctx: EngineContext, job: dict[str, Any]) -> Outcome:
+def _step_snapshot(ctx: EngineContext, job: Job) -> Outcome | None:
     data = dict(job["step_data"])
-    config = data["config"]
-    client = ctx.ec2(job["account_id"], job["region"])
-    device_of = {b["VolumeId"]: b["DeviceName"] for b in config["BlockDeviceMappings"]}
+    client = _client(ctx, job)
+    instance_id = data["config"]["InstanceId"]
     if data.get("snapshot_requested"):
         # A previous attempt may have created snapshots and died before recording them: find them by tag.
         found = ec2api.snapshots_tagged(client, ec2api.TAG_BACKUP_JOB, job["job_id"])
-        if {s["VolumeId"] for s in found} == set(device_of):
-            data["snapshots"] = {device_of[s["VolumeId"]]: s["SnapshotId"] for s in found}
-            _save(ctx, job["job_id"], step="wait", step_data=data)
-            return ctx.poll_later()
+        config = _configuration(client, instance_id)
+        wanted = {b["VolumeId"] for b in config["BlockDeviceMappings"]}
+        if found and {s["VolumeId"] for s in found} == wanted and len(found) == len(wanted):
+            return _record_snapshots(ctx, job, data, config, found)
         for snap in found:  # an incomplete set is not crash-consistent: drop it and take a new one
             ec2api.delete_snapshot(client, snap["SnapshotId"])
-    data["snapshot_requested"] = True
-    _save(ctx, job["job_id"], step_data=data)
+    _save(ctx, job, step_data=dict(data, snapshot_requested=True))
+    ctx.check_lease()
     tags = {ec2api.TAG_BACKUP_JOB: job["job_id"], ec2api.TAG_SOURCE_RESOURCE: job["resource_arn"]}
-    created = ec2api.create_instance_snapshots(
-        client, config["InstanceId"], tags, f"Snapkeep backup job {job['job_id']}"
-    )
-    data["snapshots"] = {device_of.get(s["VolumeId"], s["VolumeId"]): s["SnapshotId"] for s in created}
-    _save(ctx, job["job_id"], step="wait", step_data=data, percent_done=10.0)
-    return ctx.poll_later()
+    created = ec2api.create_instance_snapshots(client, instance_id, tags, f"Snapkeep backup job {job['job_id']}")
+    # Record the volumes as they were when the snapshots were taken, not when the job started.
+    config = _configuration(client, instance_id)
+    return _record_snapshots(ctx, job, job["step_data"], config, created)
 
 
-def _step_wait(ctx: EngineContext, job: dict[str, Any]) -> Outcome:
-    data = job["step_data"]
-    client = ctx.ec2(job["account_id"], job["region"])
-    snaps = ec2api.describe_snapshots(client, list(data["snapshots"].values()))
-    if any(s["State"] == "error" for s in snaps):
-        raise _fail(
-            "a snapshot of the instance failed: " + ", ".join(s["SnapshotId"] for s in snaps if s["State"] == "error")
+def _record_snapshots(
+    ctx: EngineContext, job: Job, data: dict[str, Any], config: dict[str, Any], snapshots: list[dict[str, Any]]
+) -> Outcome | None:
+    device_of = {b["VolumeId"]: b["DeviceName"] for b in config["BlockDeviceMappings"]}
+    taken = {s["VolumeId"]: s["SnapshotId"] for s in snapshots}
+    # Keep every snapshot id before judging the set, so a cleanup finds them all.
+    _save(ctx, job, step_data=dict(data, config=config, snapshot_ids=sorted(taken.values())))
+    if set(taken) != set(device_of):
+        raise JobFailed(
+            "the instance's volumes changed while it was being backed up (snapshots of "
+            f"{sorted(taken)}, attached {sorted(device_of)})"
         )
-    if len(snaps) == len(data["snapshots"]) and all(s["State"] == "completed" for s in snaps):
-        _save(ctx, job["job_id"], step="image", percent_done=90.0)
-        return run_backup_job(ctx, job["job_id"])
-    progress = [float(str(s.get("Progress") or "0").rstrip("%") or 0) for s in snaps]
-    percent = 10.0 + 80.0 * (sum(progress) / (100.0 * max(len(progress), 1)))
-    _save(ctx, job["job_id"], percent_done=round(percent, 1))
+    snapshots_by_device = {device_of[v]: s for v, s in taken.items()}
+    _save(ctx, job, step="wait", step_data=dict(job["step_data"], snapshots=snapshots_by_device), percent_done=10.0)
     return ctx.poll_later()
 
 
-def _step_image(ctx: EngineContext, job: dict[str, Any]) -> Outcome:
+def _step_wait(ctx: EngineContext, job: Job) -> Outcome | None:
+    data = job["step_data"]
+    snaps = ec2api.describe_snapshots(_client(ctx, job), list(data["snapshots"].values()))
+    failed = [s["SnapshotId"] for s in snaps if s["State"] == "error"]
+    if failed:
+        raise JobFailed("a snapshot of the instance failed: " + ", ".join(failed))
+    if len(snaps) == len(data["snapshots"]) and all(s["State"] == "completed" for s in snaps):
+        _save(ctx, job, step="image", percent_done=90.0)
+        return None
+    progress = [float(str(s.get("Progress") or "0").rstrip("%") or 0) for s in snaps]
+    percent = round(10.0 + 80.0 * (sum(progress) / (100.0 * max(len(progress), 1))), 1)
+    if percent != job["percent_done"]:
+        _save(ctx, job, percent_done=percent)
+    return ctx.poll_later()
+
+
+def _step_image(ctx: EngineContext, job: Job) -> Outcome | None:
     data = dict(job["step_data"])
-    client = ctx.ec2(job["account_id"], job["region"])
-    if not data.get("image_id"):
-        found = ec2api.images_tagged(client, ec2api.TAG_BACKUP_JOB, job["job_id"])
-        if found:
-            data["image_id"] = found[0]["ImageId"]
-        else:
-            tags = {ec2api.TAG_BACKUP_JOB: job["job_id"], ec2api.TAG_SOURCE_RESOURCE: job["resource_arn"]}
-            data["image_id"] = ec2api.register_image(
-                client, f"snapkeep-{job['job_id'].lower()}", data["config"], data["snapshots"], tags
-            )
-        _save(ctx, job["job_id"], step="record", step_data=data, percent_done=95.0)
-    return _step_record(ctx, dict(job, step_data=data))
+    client = _client(ctx, job)
+    keep = set(data["snapshots"].values())
+    for snap in ec2api.snapshots_tagged(client, ec2api.TAG_BACKUP_JOB, job["job_id"]):
+        if snap["SnapshotId"] not in keep:  # left by an earlier attempt whose set was replaced
+            ec2api.delete_snapshot(client, snap["SnapshotId"])
+    if not data.get("image_requested"):
+        _save(ctx, job, step_data=dict(data, image_requested=True))
+    found = ec2api.images_tagged(client, ec2api.TAG_BACKUP_JOB, job["job_id"])
+    if found:
+        image_id = found[0]["ImageId"]
+    else:
+        ctx.check_lease()
+        tags = {ec2api.TAG_BACKUP_JOB: job["job_id"], ec2api.TAG_SOURCE_RESOURCE: job["resource_arn"]}
+        image_id = ec2api.register_image(
+            client, f"snapkeep-{job['job_id'].lower()}", data["config"], data["snapshots"], tags
+        )
+    _save(ctx, job, step="record", step_data=dict(job["step_data"], image_id=image_id), percent_done=95.0)
+    return None
 
 
-def _step_record(ctx: EngineContext, job: dict[str, Any]) -> Outcome:
+def _step_record(ctx: EngineContext, job: Job) -> Outcome | None:
     data = job["step_data"]
     config = data["config"]
     now = ctx.clock()
-    rp_arn = image_arn(job["region"], data["image_id"])
-    lifecycle = lifecycle_from_aws_json(job["lifecycle"]) if job["lifecycle"] else None
     created = job["started_at"] or now  # AWS counts retention from the recovery point's creation
-    move_at, delete_at = calculated_lifecycle(created, lifecycle) if lifecycle else (None, None)
+    lifecycle = lifecycle_from_aws_json(job["lifecycle"]) if job["lifecycle"] else None
+    # EC2 recovery points have no cold storage in AWS Backup: the setting is kept, the transition never made.
+    _, delete_at = calculated_lifecycle(created, lifecycle) if lifecycle else (None, None)
+    rp_arn = image_arn(job["region"], data["image_id"])
     volumes = [
         {
             "DeviceName": bdm["DeviceName"],
@@ -162,81 +228,99 @@ def _step_record(ctx: EngineContext, job: dict[str, Any]) -> Outcome:
         }
         for bdm in config["BlockDeviceMappings"]
     ]
+    done = {
+        "state": BackupJobState.COMPLETED.value,
+        "step": "done",
+        "percent_done": 100.0,
+        "recovery_point_arn": rp_arn,
+        "completion_date": now,
+        "status_message": None,
+    }
     with ctx.store.transaction() as conn:
-        ctx.store.insert_recovery_point(
-            conn,
-            {
-                "recovery_point_arn": rp_arn,
-                "backup_vault_name": job["backup_vault_name"],
-                "account_id": job["account_id"],
-                "region": job["region"],
-                "resource_arn": job["resource_arn"],
-                "resource_type": job["resource_type"],
-                "resource_name": job["resource_name"],
-                "backup_job_id": job["job_id"],
-                "plan_id": job["plan_id"],
-                "rule_name": job["rule_name"],
-                "iam_role_arn": job["iam_role_arn"],
-                "status": "COMPLETED",
-                "storage_class": "WARM",
-                "lifecycle": job["lifecycle"],
-                "move_to_cold_at": move_at,
-                "delete_at": delete_at,
-                "is_encrypted": any(v["Encrypted"] for v in volumes),
-                "backup_size_bytes": job["backup_size_bytes"] or 0,
-                "tags": job["recovery_point_tags"],
-                "image_id": data["image_id"],
-                "instance": config,
-                "volumes": volumes,
-                "completion_date": now,
-                "creation_date": created,
-            },
-        )
-        ctx.store.update_job(
-            conn,
-            job["job_id"],
-            {
-                "state": BackupJobState.COMPLETED.value,
-                "step": "done",
-                "percent_done": 100.0,
-                "recovery_point_arn": rp_arn,
-                "completion_date": now,
-                "status_message": None,
-            },
-        )
+        if ctx.store.find_recovery_point_of_job(conn, job["job_id"]) is None:
+            ctx.store.insert_recovery_point(
+                conn,
+                {
+                    "recovery_point_arn": rp_arn,
+                    "backup_vault_name": job["backup_vault_name"],
+                    "account_id": job["account_id"],
+                    "region": job["region"],
+                    "resource_arn": job["resource_arn"],
+                    "resource_type": job["resource_type"],
+                    "resource_name": job["resource_name"],
+                    "backup_job_id": job["job_id"],
+                    "plan_id": job["plan_id"],
+                    "rule_name": job["rule_name"],
+                    "iam_role_arn": job["iam_role_arn"],
+                    "status": "COMPLETED",
+                    "storage_class": "WARM",
+                    "lifecycle": job["lifecycle"],
+                    "move_to_cold_at": None,
+                    "delete_at": delete_at,
+                    "is_encrypted": any(v["Encrypted"] for v in volumes),
+                    "backup_size_bytes": job["backup_size_bytes"] or 0,
+                    "tags": job["recovery_point_tags"],
+                    "image_id": data["image_id"],
+                    "instance": config,
+                    "volumes": volumes,
+                    "completion_date": now,
+                    "creation_date": created,
+                },
+            )
+        if not ctx.store.update_job(conn, job["job_id"], done, expect_version=job["version"]):
+            raise StaleJob(job["job_id"])  # rolls back the recovery point with it
     return Done()
 
 
-def _begin_cleanup(ctx: EngineContext, job: dict[str, Any], final: BackupJobState, message: str) -> Outcome:
-    data = dict(job["step_data"], final_state=final.value, final_message=message)
-    _save(ctx, job["job_id"], step="cleanup", step_data=data)
-    return _step_cleanup(ctx, dict(job, step="cleanup", step_data=data))
+def _begin_cleanup(ctx: EngineContext, job: Job, final: BackupJobState, message: str) -> Outcome:
+    _save(ctx, job, step="cleanup", step_data=dict(job["step_data"], final_state=final.value, final_message=message))
+    return _step_cleanup(ctx, job)
 
 
-def _step_cleanup(ctx: EngineContext, job: dict[str, Any]) -> Outcome:
+def _step_cleanup(ctx: EngineContext, job: Job) -> Outcome:
     """Remove every snapshot and image this job made (found by tag, not only by what was recorded)."""
     data = job["step_data"]
-    if data.get("snapshot_requested") or data.get("image_id"):
-        client = ctx.ec2(job["account_id"], job["region"])
+    with ctx.store.transaction() as conn:
+        if ctx.store.find_recovery_point_of_job(conn, job["job_id"]) is not None:
+            # The backup did complete (a race with a stop): never destroy a recovery point's data.
+            return _finish(ctx, job, BackupJobState.COMPLETED, "")
+    if data.get("snapshot_requested") or data.get("image_requested"):
+        client = _client(ctx, job)
         for image in ec2api.images_tagged(client, ec2api.TAG_BACKUP_JOB, job["job_id"]):
             ec2api.deregister_image(client, image["ImageId"])
-        recorded = set((data.get("snapshots") or {}).values())
+        recorded = set(data.get("snapshot_ids") or []) | set((data.get("snapshots") or {}).values())
         tagged = {s["SnapshotId"] for s in ec2api.snapshots_tagged(client, ec2api.TAG_BACKUP_JOB, job["job_id"])}
         for snapshot_id in sorted(recorded | tagged):
             ec2api.delete_snapshot(client, snapshot_id)
     return _finish(ctx, job, BackupJobState(data["final_state"]), data["final_message"])
 
 
-def _finish(ctx: EngineContext, job: dict[str, Any], state: BackupJobState, message: str) -> Outcome:
-    _save(ctx, job["job_id"], state=state.value, status_message=message, step="done", completion_date=ctx.clock())
+def _cleanup_failed(ctx: EngineContext, job: Job, exc: Exception) -> Outcome:
+    """Cleanup is retried a few times; then the job ends anyway, naming what may be left behind."""
+    data = job["step_data"]
+    attempts = int(data.get("cleanup_attempts", 0)) + 1
+    if attempts < MAX_CLEANUP_ATTEMPTS:
+        _save(ctx, job, step_data=dict(data, cleanup_attempts=attempts))
+        return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 5 * attempts)))
+    left = sorted(set(data.get("snapshot_ids") or []) | set((data.get("snapshots") or {}).values()))
+    message = f"{data['final_message']}; cleanup failed ({exc}); may be left behind: {', '.join(left) or 'none'}"
+    return _finish(ctx, job, BackupJobState(data["final_state"]), message)
+
+
+def _finish(ctx: EngineContext, job: Job, state: BackupJobState, message: str) -> Outcome:
+    values: dict[str, Any] = {
+        "state": state.value,
+        "step": "done",
+        "completion_date": ctx.clock(),
+        "status_message": message or None,
+    }
+    if state is BackupJobState.COMPLETED:
+        values["percent_done"] = 100.0
+    _save(ctx, job, **values)
     return Done()
 
 
-def _fail(message: str) -> SnapkeepError:
-    return SnapkeepError(message)
-
-
-_STEPS = {
+_STEPS: dict[str, Callable[[EngineContext, Job], Outcome | None]] = {
     "start": _step_start,
     "snapshot": _step_snapshot,
     "wait": _step_wait,

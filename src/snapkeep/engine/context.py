@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,7 +11,38 @@ from typing import Any
 from snapkeep.aws.sessions import SessionProvider
 from snapkeep.catalog.store import CatalogStore
 from snapkeep.config import Settings
-from snapkeep.engine.queue import TaskQueue
+from snapkeep.engine.queue import Task, TaskQueue
+
+
+class StaleJob(Exception):
+    """The job changed under this worker (a stop request, another writer): reload it and carry on from there."""
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the task's lease: another worker owns the job now, so stop touching it."""
+
+
+class LeaseGuard:
+    """Checks, before an AWS call that creates something, that this worker still holds its task's lease."""
+
+    def __init__(
+        self, queue: TaskQueue, task: Task, owner: str, lease: timedelta, clock: Callable[[], datetime]
+    ) -> None:
+        self.queue, self.task, self.owner, self.lease, self.clock = queue, task, owner, lease, clock
+        self.lost = threading.Event()
+
+    def check(self) -> None:
+        if self.lost.is_set() or not self.queue.heartbeat(self.task, self.owner, self.clock(), self.lease):
+            self.lost.set()
+            raise LeaseLost(f"lost the lease of {self.task.kind} task {self.task.ref_id}")
+
+
+_current = threading.local()
+
+
+def bind_guard(guard: LeaseGuard | None) -> None:
+    """Set the lease guard of the task this thread is running (None when it is done)."""
+    _current.guard = guard
 
 
 @dataclass(frozen=True)
@@ -47,6 +79,17 @@ class EngineContext:
                     role = account["role_arn"]
                     return str(role) if role else None
         return None
+
+    def check_lease(self) -> None:
+        """Raise LeaseLost if this thread's task lease is gone (no-op outside a worker, e.g. in tests)."""
+        guard: LeaseGuard | None = getattr(_current, "guard", None)
+        if guard is not None:
+            guard.check()
+
+    def task_attempts(self) -> int:
+        """How many times this thread's task has been claimed, this time included (1 outside a worker)."""
+        guard: LeaseGuard | None = getattr(_current, "guard", None)
+        return guard.task.attempts if guard is not None else 1
 
     def poll_later(self) -> RetryAt:
         return RetryAt(self.clock() + timedelta(seconds=self.settings.poll_seconds))

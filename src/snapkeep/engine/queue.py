@@ -33,21 +33,41 @@ class TaskQueue:
         self.engine = engine
 
     @staticmethod
-    def enqueue(conn: Connection, kind: str, ref_id: str, now: datetime, *, not_before: datetime | None = None) -> None:
-        """Add a task inside the caller's transaction (so a job and its task commit together); once only."""
-        exists = conn.execute(sa.select(tasks.c.task_id).where(tasks.c.kind == kind, tasks.c.ref_id == ref_id)).first()
-        if exists is not None:
+    def enqueue(
+        conn: Connection,
+        kind: str,
+        ref_id: str,
+        now: datetime,
+        *,
+        not_before: datetime | None = None,
+        rearm: bool = True,
+    ) -> None:
+        """Add a task inside the caller's transaction (so a job and its task commit together); once per
+        (kind, ref_id).
+
+        A finished task is made ready again. A task still queued keeps its lease, so a worker running it is never
+        displaced; with `rearm` it is only brought forward to `not_before`.
+        """
+        due = not_before or now
+        row = conn.execute(
+            sa.select(tasks.c.task_id, tasks.c.state, tasks.c.not_before).where(
+                tasks.c.kind == kind, tasks.c.ref_id == ref_id
+            )
+        ).first()
+        if row is None:
+            conn.execute(
+                tasks.insert().values(
+                    kind=kind, ref_id=ref_id, state=READY, not_before=due, attempts=0, creation_date=now
+                )
+            )
+        elif row.state == DONE:
             conn.execute(
                 tasks.update()
-                .where(tasks.c.task_id == exists[0])
-                .values(state=READY, not_before=not_before or now, lease_owner=None, lease_until=None)
+                .where(tasks.c.task_id == row.task_id)
+                .values(state=READY, not_before=due, lease_owner=None, lease_until=None, attempts=0, last_error=None)
             )
-            return
-        conn.execute(
-            tasks.insert().values(
-                kind=kind, ref_id=ref_id, state=READY, not_before=not_before or now, attempts=0, creation_date=now
-            )
-        )
+        elif rearm and row.not_before > due:
+            conn.execute(tasks.update().where(tasks.c.task_id == row.task_id).values(not_before=due))
 
     def claim(self, owner: str, now: datetime, lease: timedelta, kinds: tuple[str, ...] | None = None) -> Task | None:
         with self.engine.begin() as conn:

@@ -1,95 +1,228 @@
 """Restore jobs, as resumable steps: a whole EC2 instance, or a single EBS volume, always as a new resource.
 
-launch/create → wait. Everything created is tagged with the restore job id before Snapkeep waits on it, so a
-restarted job adopts what it made instead of making it twice.
+start → launch/create → wait → done, or cleanup → done on failure. `launch_requested` / `create_requested` is
+recorded before RunInstances / CreateVolume is asked (with the restore job id as ClientToken and as a tag), so a
+restarted job adopts what an earlier attempt made instead of making it twice, and a failed job finds by tag
+everything it made and removes it: a failed restore leaves nothing behind (or names what it could not remove).
+
+Every way a restore can go wrong ends the job: the recovery point deleted under it, an instance that stops or
+terminates instead of running, a volume in `error`, six hours without completing, any error that is not a
+transient AWS failure. Transient AWS failures (throttling, 5xx, lost connections) are retried with backoff, bounded
+by the same deadline. Every write is fenced by the job's version (StaleJob: reload and carry on).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
 from snapkeep.aws import ec2 as ec2api
+from snapkeep.aws.ec2 import TransientAwsError
+from snapkeep.catalog import tables
 from snapkeep.domain.arn import instance_arn, volume_arn
-from snapkeep.domain.errors import InvalidParameterValue, SnapkeepError
+from snapkeep.domain.errors import InvalidParameterValue, ResourceNotFound, SnapkeepError
 from snapkeep.domain.jobs import RestoreJobStatus
-from snapkeep.engine.context import Done, EngineContext, Outcome
+from snapkeep.domain.restore_metadata import NO_PROFILE, USE_BACKED_UP_VALUE
+from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob
+
+log = logging.getLogger("snapkeep.restore")
+
+RESTORE_DEADLINE = timedelta(hours=6)
+"""A restore not COMPLETED this long after its creation fails (and is cleaned up)."""
+NOT_VISIBLE_GRACE = timedelta(minutes=2)
+"""How long a just-created instance or volume may be missing from Describe* (EC2's eventual consistency)."""
+MAX_CLEANUP_ATTEMPTS = 2
+MAX_BACKOFF_SECONDS = 60.0
+RESTORABLE_POINT_STATUSES = ("COMPLETED", "AVAILABLE")
+FAILED_INSTANCE_STATES = ("stopping", "stopped", "shutting-down", "terminated")
+
+Job = dict[str, Any]
+
+
+class RestoreFailed(SnapkeepError):
+    """The restore cannot succeed; what it made is removed and the job ends FAILED with this message."""
 
 
 def run_restore_job(ctx: EngineContext, job_id: str) -> Outcome:
+    """Advance one restore job as far as it can go now; return when to look at it again."""
+    for _ in range(20):  # a stale write means the job changed: reload it and decide again
+        try:
+            return _advance(ctx, _load(ctx, job_id))
+        except StaleJob:
+            continue
+    return RetryAt(ctx.clock())
+
+
+def _load(ctx: EngineContext, job_id: str) -> Job:
     with ctx.store.transaction() as conn:
-        job = ctx.store.get_restore_job(conn, job_id)
-        point = ctx.store.get_recovery_point(conn, job["recovery_point_arn"])
+        return ctx.store.get_restore_job(conn, job_id)
+
+
+def _advance(ctx: EngineContext, job: Job) -> Outcome:
     if RestoreJobStatus(job["status"]).is_final:
         return Done()
+    if job["step"] == "cleanup":
+        return _step_cleanup(ctx, job)
     try:
+        if ctx.clock() >= job["creation_date"] + RESTORE_DEADLINE:
+            hours = RESTORE_DEADLINE.total_seconds() / 3600
+            raise RestoreFailed(f"Restore job timed out: not completed within {hours:g} hours of its creation")
         if job["resource_type"] == "EBS":
-            return _restore_volume(ctx, job, point)
-        return _restore_instance(ctx, job, point)
+            return _restore_volume(ctx, job)
+        return _restore_instance(ctx, job)
+    except (StaleJob, LeaseLost, OperationalError):
+        raise  # another worker owns the job now, or the catalog is unreachable: nothing to record
+    except TransientAwsError as exc:
+        return _back_off(ctx, job, exc)
     except SnapkeepError as exc:
-        _save(
-            ctx,
-            job_id,
-            status=RestoreJobStatus.FAILED.value,
-            status_message=exc.message,
-            step="done",
-            completion_date=ctx.clock(),
-        )
-        return Done()
+        return _fail(ctx, job, exc.message)
+    except Exception as exc:  # a bug must end the job, not retry it forever
+        log.exception("restore job %s failed unexpectedly", job["restore_job_id"])
+        return _fail(ctx, job, f"Internal error: {type(exc).__name__}: {exc}")
 
 
-def _save(ctx: EngineContext, job_id: str, **values: Any) -> None:
+def _save(ctx: EngineContext, job: Job, **values: Any) -> None:
+    """Write the job if nobody else did since it was read; keep the in-memory copy in step."""
     with ctx.store.transaction() as conn:
-        ctx.store.update_restore_job(conn, job_id, values)
+        if not ctx.store.update_restore_job(conn, job["restore_job_id"], values, expect_version=job["version"]):
+            raise StaleJob(job["restore_job_id"])
+    job.update(values)
+    job["version"] += 1
 
 
-def list_value(raw: Any, field: str) -> list[str]:
-    """AWS restore metadata values are strings; lists come as JSON ('["sg-1"]') or comma-separated."""
-    if raw is None or raw == "":
-        return []
-    if isinstance(raw, list):
-        return [str(v) for v in raw]
-    text = str(raw).strip()
-    if text.startswith("["):
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise InvalidParameterValue(f"Metadata.{field}: not a JSON list: {text}", field=field) from exc
-        return [str(v) for v in value]
-    return [part.strip() for part in text.split(",") if part.strip()]
+def _client(ctx: EngineContext, job: Job) -> Any:
+    return ctx.ec2(job["account_id"], job["region"])
 
 
-def _restore_instance(ctx: EngineContext, job: dict[str, Any], point: dict[str, Any]) -> Outcome:
-    meta: dict[str, Any] = job["metadata"]
-    config = point["instance"] or {}
-    client = ctx.ec2(job["account_id"], job["region"])
-    data = dict(job["step_data"])
-    if not data.get("instance_id"):
-        found = ec2api.instances_tagged(client, ec2api.TAG_RESTORE_JOB, job["restore_job_id"])
-        if found:
-            data["instance_id"] = found[0]["InstanceId"]
-        else:
-            _save(ctx, job["restore_job_id"], status=RestoreJobStatus.RUNNING.value, percent_done=10.0)
-            data["instance_id"] = _launch(client, job, point, meta, config)
-        _save(ctx, job["restore_job_id"], step="wait", step_data=data, percent_done=50.0)
-    inst = ec2api.describe_instance(client, data["instance_id"])
-    if inst["State"]["Name"] != "running":
-        return ctx.poll_later()
-    _save(
-        ctx,
-        job["restore_job_id"],
-        status=RestoreJobStatus.COMPLETED.value,
-        step="done",
-        percent_done=100.0,
-        created_resource_arn=instance_arn(job["region"], job["account_id"], data["instance_id"]),
-        completion_date=ctx.clock(),
-    )
+def _back_off(ctx: EngineContext, job: Job, exc: SnapkeepError) -> Outcome:
+    """Retry a transient AWS failure after a few seconds, doubling up to a minute; the deadline bounds it."""
+    errors = int(job["step_data"].get("transient_errors", 0)) + 1
+    log.warning("restore job %s: %s; retry %d", job["restore_job_id"], exc.message, errors)
+    _save(ctx, job, step_data=dict(job["step_data"], transient_errors=errors))
+    delay = min(MAX_BACKOFF_SECONDS, max(1.0, ctx.settings.poll_seconds) * 2 ** min(errors - 1, 6))
+    return RetryAt(ctx.clock() + timedelta(seconds=delay))
+
+
+def _restorable_point(ctx: EngineContext, job: Job) -> dict[str, Any]:
+    """The recovery point, whatever its status, checked still restorable (it may be deleted after the job began)."""
+    arn = job["recovery_point_arn"]
+    points = tables.recovery_points
+    with ctx.store.transaction() as conn:
+        row = conn.execute(sa.select(points).where(points.c.recovery_point_arn == arn)).mappings().first()
+    if row is None:
+        raise RestoreFailed(f"The recovery point {arn} no longer exists")
+    point = dict(row)
+    if point["status"] not in RESTORABLE_POINT_STATUSES:
+        raise RestoreFailed(f"The recovery point {arn} is {point['status']} and can no longer be restored")
+    if point["storage_class"] == "COLD":
+        raise RestoreFailed(f"The recovery point {arn} moved to cold storage and cannot be restored")
+    return point
+
+
+def _now_text(ctx: EngineContext) -> str:
+    return ctx.clock().isoformat()
+
+
+def _within_grace(ctx: EngineContext, data: dict[str, Any]) -> bool:
+    created = data.get("created_at")
+    return bool(created) and ctx.clock() < datetime.fromisoformat(str(created)) + NOT_VISIBLE_GRACE
+
+
+def _complete(ctx: EngineContext, job: Job, arn: str) -> Outcome:
+    _save(ctx, job, status=RestoreJobStatus.COMPLETED.value, step="done", percent_done=100.0,
+          created_resource_arn=arn, status_message=None, completion_date=ctx.clock())
     return Done()
 
 
-def _launch(
-    client: Any, job: dict[str, Any], point: dict[str, Any], meta: dict[str, Any], config: dict[str, Any]
-) -> str:
+# -- EC2 instance ---------------------------------------------------------------------------------------------
+
+def _restore_instance(ctx: EngineContext, job: Job) -> Outcome:
+    client = _client(ctx, job)
+    data = dict(job["step_data"])
+    if not data.get("instance_id"):
+        point = _restorable_point(ctx, job)
+        found = _adopt(client, job, ec2api.instances_tagged(client, ec2api.TAG_RESTORE_JOB, job["restore_job_id"]))
+        if found:
+            data["instance_id"] = found
+        else:
+            data["launch_requested"] = True
+            _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="launch", step_data=data, percent_done=10.0)
+            ctx.check_lease()
+            data["instance_id"] = _launch(client, job, point)
+        data["created_at"] = _now_text(ctx)
+        _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="wait", step_data=data, percent_done=50.0)
+        return ctx.poll_later()  # a new instance is pending: look again in a moment
+    instance_id = str(data["instance_id"])
+    inst: dict[str, Any] | None
+    try:
+        inst = ec2api.describe_instance(client, instance_id)
+    except ResourceNotFound:
+        inst = _instance_any_state(client, instance_id)  # terminated ones too
+    if inst is None:
+        if _within_grace(ctx, data):
+            return ctx.poll_later()
+        raise RestoreFailed(f"The restored instance {instance_id} cannot be found")
+    state = str(inst["State"]["Name"])
+    if state == "running":
+        return _complete(ctx, job, instance_arn(job["region"], job["account_id"], instance_id))
+    if state in FAILED_INSTANCE_STATES:
+        reason = (inst.get("StateReason") or {}).get("Message") or inst.get("StateTransitionReason") or ""
+        raise RestoreFailed(
+            f"The restored instance {instance_id} is {state} instead of running" + (f": {reason}" if reason else "")
+        )
+    return ctx.poll_later()  # pending
+
+
+def _adopt(client: Any, job: Job, found: list[dict[str, Any]]) -> str | None:
+    """The instance an earlier attempt launched (found by tag); any extra one is terminated."""
+    if not found:
+        return None
+    found = sorted(found, key=lambda i: (str(i.get("LaunchTime", "")), i["InstanceId"]))
+    for extra in found[1:]:
+        log.warning("restore job %s: terminating extra instance %s", job["restore_job_id"], extra["InstanceId"])
+        _terminate(client, extra["InstanceId"])
+    return str(found[0]["InstanceId"])
+
+
+def _instance_any_state(client: Any, instance_id: str) -> dict[str, Any] | None:
+    """The instance even when terminated; None while EC2 does not list it yet (a filter never raises NotFound)."""
+    answer = ec2api.call("DescribeInstances", client.describe_instances,
+                         Filters=[{"Name": "instance-id", "Values": [instance_id]}])
+    for reservation in answer["Reservations"]:
+        for inst in reservation["Instances"]:
+            return dict(inst)
+    return None
+
+
+def _flag(meta: dict[str, Any], key: str) -> bool | None:
+    value = meta.get(key)
+    if value is None or value == "":
+        return None
+    return str(value).lower() == "true"
+
+
+def _json_object(meta: dict[str, Any], key: str) -> dict[str, Any]:
+    value = meta.get(key)
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return value
+    parsed = json.loads(str(value))
+    if not isinstance(parsed, dict):
+        raise InvalidParameterValue(f"Metadata.{key}: must be a JSON object", field=f"Metadata.{key}")
+    return parsed
+
+
+def _launch(client: Any, job: Job, point: dict[str, Any]) -> str:
+    """RunInstances from the recovery point's AMI with its snapshots; metadata overrides the backed-up config."""
+    meta: dict[str, Any] = dict(job["metadata"] or {})
+    config: dict[str, Any] = point["instance"] or {}
     tags = dict(config.get("Tags", {})) if job["copy_source_tags"] else {}
     tags = {k: v for k, v in tags.items() if not k.startswith("aws:")}
     tags[ec2api.TAG_RESTORE_JOB] = job["restore_job_id"]
@@ -106,7 +239,6 @@ def _launch(
         "ImageId": point["image_id"],
         "MinCount": 1,
         "MaxCount": 1,
-        "InstanceType": meta.get("InstanceType") or config.get("InstanceType"),
         "BlockDeviceMappings": mappings,
         "ClientToken": job["restore_job_id"],
         "TagSpecifications": [
@@ -114,6 +246,9 @@ def _launch(
             {"ResourceType": "volume", "Tags": ec2api.tag_list({ec2api.TAG_RESTORE_JOB: job["restore_job_id"]})},
         ],
     }
+    instance_type = meta.get("InstanceType") or config.get("InstanceType")
+    if instance_type:
+        kwargs["InstanceType"] = instance_type
     subnet = meta.get("SubnetId") or config.get("SubnetId")
     if subnet:
         kwargs["SubnetId"] = subnet
@@ -124,74 +259,132 @@ def _launch(
     if key_name:
         kwargs["KeyName"] = key_name
     profile = meta.get("IamInstanceProfileName")
-    if profile and profile != "UseBackedUpValue":
+    if profile == USE_BACKED_UP_VALUE:
+        if config.get("IamInstanceProfileArn"):
+            kwargs["IamInstanceProfile"] = {"Arn": config["IamInstanceProfileArn"]}
+    elif profile and profile != NO_PROFILE:
         kwargs["IamInstanceProfile"] = {"Name": profile}
-    elif config.get("IamInstanceProfileArn") and profile == "UseBackedUpValue":
-        kwargs["IamInstanceProfile"] = {"Arn": config["IamInstanceProfileArn"]}
+    placement = {k: v for k, v in _json_object(meta, "Placement").items()
+                 if k in ("AvailabilityZone", "GroupName", "Tenancy") and v}
+    if meta.get("AvailabilityZone"):
+        placement["AvailabilityZone"] = meta["AvailabilityZone"]
+    if placement:
+        kwargs["Placement"] = placement
+    for key in ("DisableApiTermination", "EbsOptimized"):
+        flag = _flag(meta, key)
+        if flag is not None:
+            kwargs[key] = flag
+    if meta.get("InstanceInitiatedShutdownBehavior"):
+        kwargs["InstanceInitiatedShutdownBehavior"] = meta["InstanceInitiatedShutdownBehavior"]
+    imds = _flag(meta, "RequireIMDSv2")
+    if imds is not None:
+        kwargs["MetadataOptions"] = {"HttpTokens": "required" if imds else "optional", "HttpEndpoint": "enabled"}
+    monitoring = _json_object(meta, "Monitoring")
+    if monitoring:
+        enabled = monitoring.get("Enabled")
+        kwargs["Monitoring"] = {"Enabled": bool(enabled) if enabled is not None
+                                else monitoring.get("State") in ("enabled", "pending")}
     with ec2api.aws_errors("RunInstances"):
         answer = client.run_instances(**kwargs)
     return str(answer["Instances"][0]["InstanceId"])
 
 
-def _restore_volume(ctx: EngineContext, job: dict[str, Any], point: dict[str, Any]) -> Outcome:
-    meta: dict[str, Any] = job["metadata"]
-    client = ctx.ec2(job["account_id"], job["region"])
+def list_value(raw: Any, field: str) -> list[str]:
+    """AWS restore metadata values are strings; lists come as JSON ('["sg-1"]') or comma-separated."""
+    if raw is None or raw == "":
+        return []
+    if isinstance(raw, list):
+        return [str(v) for v in raw]
+    text = str(raw).strip()
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if not isinstance(value, list):
+            raise InvalidParameterValue(f"Metadata.{field}: not a JSON list: {text}", field=f"Metadata.{field}")
+        return [str(v) for v in value]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# -- EBS volume -----------------------------------------------------------------------------------------------
+
+def _restore_volume(ctx: EngineContext, job: Job) -> Outcome:
+    client = _client(ctx, job)
     data = dict(job["step_data"])
     if not data.get("volume_id"):
+        point = _restorable_point(ctx, job)
         found = ec2api.volumes_tagged(client, ec2api.TAG_RESTORE_JOB, job["restore_job_id"])
         if found:
-            data["volume_id"] = found[0]["VolumeId"]
+            data["volume_id"] = sorted(found, key=lambda v: (str(v.get("CreateTime", "")), v["VolumeId"]))[0][
+                "VolumeId"]
         else:
-            source = pick_volume(point, meta)
-            tags = dict(source.get("Tags") or {}) if job["copy_source_tags"] else {}
-            tags = {k: v for k, v in tags.items() if not k.startswith("aws:")}
-            tags[ec2api.TAG_RESTORE_JOB] = job["restore_job_id"]
-            tags[ec2api.TAG_RECOVERY_POINT] = point["recovery_point_arn"]
-            kwargs: dict[str, Any] = {
-                "SnapshotId": source["SnapshotId"],
-                "AvailabilityZone": meta.get("availabilityZone") or meta.get("AvailabilityZone"),
-                "VolumeType": meta.get("volumeType") or source.get("VolumeType") or "gp3",
-                "TagSpecifications": [{"ResourceType": "volume", "Tags": ec2api.tag_list(tags)}],
-            }
-            if not kwargs["AvailabilityZone"]:
-                raise InvalidParameterValue(
-                    "Metadata.availabilityZone is required to restore a volume", field="availabilityZone"
-                )
-            if meta.get("volumeSize"):
-                kwargs["Size"] = int(meta["volumeSize"])
-            if meta.get("kmsKeyId"):
-                kwargs["Encrypted"] = True
-                kwargs["KmsKeyId"] = meta["kmsKeyId"]
+            kwargs = _volume_request(job, point)
+            data["create_requested"] = True
+            _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="create", step_data=data, percent_done=10.0)
+            ctx.check_lease()
             with ec2api.aws_errors("CreateVolume"):
-                data["volume_id"] = client.create_volume(**kwargs)["VolumeId"]
-        _save(
-            ctx,
-            job["restore_job_id"],
-            status=RestoreJobStatus.RUNNING.value,
-            step="wait",
-            step_data=data,
-            percent_done=50.0,
-        )
-    volume = ec2api.describe_volumes(client, [data["volume_id"]])[data["volume_id"]]
-    if volume["State"] == "creating":
+                data["volume_id"] = str(client.create_volume(**kwargs)["VolumeId"])
+        data["created_at"] = _now_text(ctx)
+        _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="wait", step_data=data, percent_done=50.0)
         return ctx.poll_later()
-    if volume["State"] == "error":
-        raise SnapkeepError(f"volume {data['volume_id']} failed to create")
-    _save(
-        ctx,
-        job["restore_job_id"],
-        status=RestoreJobStatus.COMPLETED.value,
-        step="done",
-        percent_done=100.0,
-        created_resource_arn=volume_arn(job["region"], job["account_id"], data["volume_id"]),
-        completion_date=ctx.clock(),
-    )
-    return Done()
+    volume_id = str(data["volume_id"])
+    try:
+        volume = ec2api.describe_volumes(client, [volume_id]).get(volume_id)
+    except ResourceNotFound:
+        volume = None
+    if volume is None:
+        if _within_grace(ctx, data):
+            return ctx.poll_later()
+        raise RestoreFailed(f"The restored volume {volume_id} cannot be found")
+    state = str(volume["State"])
+    if state == "creating":
+        return ctx.poll_later()
+    if state in ("available", "in-use"):
+        return _complete(ctx, job, volume_arn(job["region"], job["account_id"], volume_id))
+    raise RestoreFailed(f"The restored volume {volume_id} is in state {state} instead of available")
+
+
+def _volume_request(job: Job, point: dict[str, Any]) -> dict[str, Any]:
+    """CreateVolume's arguments: the chosen snapshot of the point, the metadata over the backed-up volume."""
+    meta: dict[str, Any] = dict(job["metadata"] or {})
+    source = pick_volume(point, meta)
+    tags = dict(source.get("Tags") or {}) if job["copy_source_tags"] else {}
+    tags = {k: v for k, v in tags.items() if not k.startswith("aws:")}
+    tags[ec2api.TAG_RESTORE_JOB] = job["restore_job_id"]
+    tags[ec2api.TAG_RECOVERY_POINT] = point["recovery_point_arn"]
+    zone = meta.get("availabilityZone") or meta.get("AvailabilityZone")
+    if not zone:
+        raise InvalidParameterValue("Metadata.availabilityZone is required to restore a volume",
+                                    field="Metadata.availabilityZone")
+    volume_type = str(meta.get("volumeType") or source.get("VolumeType") or "gp3")
+    kwargs: dict[str, Any] = {
+        "SnapshotId": source["SnapshotId"],
+        "AvailabilityZone": zone,
+        "VolumeType": volume_type,
+        "ClientToken": job["restore_job_id"],
+        "TagSpecifications": [{"ResourceType": "volume", "Tags": ec2api.tag_list(tags)}],
+    }
+    if meta.get("volumeSize"):
+        kwargs["Size"] = int(meta["volumeSize"])
+    same_type = volume_type == source.get("VolumeType")
+    if meta.get("iops"):
+        kwargs["Iops"] = int(meta["iops"])
+    elif volume_type in ("io1", "io2") and same_type and source.get("Iops"):
+        kwargs["Iops"] = int(source["Iops"])  # required for io1/io2: keep the backed-up value
+    if meta.get("throughput"):
+        kwargs["Throughput"] = int(meta["throughput"])
+    if meta.get("kmsKeyId"):
+        kwargs["Encrypted"] = True
+        kwargs["KmsKeyId"] = meta["kmsKeyId"]
+    elif _flag(meta, "encrypted"):
+        kwargs["Encrypted"] = True
+    return kwargs
 
 
 def pick_volume(point: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """Which volume of the recovery point to restore: by device name or source volume id; the only one else."""
-    wanted = meta.get("DeviceName") or meta.get("deviceName") or meta.get("volumeId") or meta.get("VolumeId")
+    wanted = meta.get("DeviceName") or meta.get("volumeId") or meta.get("deviceName") or meta.get("VolumeId")
     volumes: list[dict[str, Any]] = point["volumes"]
     if wanted is None:
         if len(volumes) == 1:
@@ -199,9 +392,110 @@ def pick_volume(point: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         raise InvalidParameterValue(
             "Metadata.DeviceName is required: the recovery point holds volumes "
             + ", ".join(f"{v['DeviceName']} ({v['VolumeId']})" for v in volumes),
-            field="DeviceName",
+            field="Metadata.DeviceName",
         )
     for vol in volumes:
         if wanted in (vol["DeviceName"], vol["VolumeId"], vol["SnapshotId"]):
             return vol
-    raise InvalidParameterValue(f"Metadata.DeviceName: the recovery point has no volume '{wanted}'", field="DeviceName")
+    raise InvalidParameterValue(f"Metadata.DeviceName: the recovery point has no volume '{wanted}'",
+                                field="Metadata.DeviceName")
+
+
+# -- failure and cleanup --------------------------------------------------------------------------------------
+
+def _fail(ctx: EngineContext, job: Job, message: str) -> Outcome:
+    """End the job FAILED; first remove what it may have made (anything tagged with its id)."""
+    data = job["step_data"]
+    made = data.get("launch_requested") or data.get("create_requested") or data.get("instance_id") \
+        or data.get("volume_id")
+    if not made:
+        return _finish(ctx, job, message)
+    _save(ctx, job, step="cleanup", step_data=dict(data, final_message=message, cleanup_attempts=0))
+    return _step_cleanup(ctx, job)
+
+
+def _step_cleanup(ctx: EngineContext, job: Job) -> Outcome:
+    """Terminate the instances and delete the volumes tagged with the job id; retried once, then reported."""
+    data = dict(job["step_data"])
+    attempt = int(data.get("cleanup_attempts", 0)) + 1
+    data["cleanup_attempts"] = attempt
+    _save(ctx, job, step_data=data)  # counted first: a cleanup that crashes the worker is still bounded
+    message = str(data.get("final_message") or "Restore job failed")
+    try:
+        left = _remove_created(ctx, job)
+    except (StaleJob, LeaseLost, OperationalError):
+        raise
+    except Exception as exc:  # cleanup must end, whatever goes wrong
+        log.warning("restore job %s: cleanup attempt %d failed: %s", job["restore_job_id"], attempt, exc)
+        left = {"(unknown)": exc.message if isinstance(exc, SnapkeepError) else f"{type(exc).__name__}: {exc}"}
+    if not left:
+        return _finish(ctx, job, message)
+    if attempt < MAX_CLEANUP_ATTEMPTS:
+        return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds)))
+    recorded = [str(data[k]) for k in ("instance_id", "volume_id") if data.get(k)]
+    names = [n for n in left if n != "(unknown)"] or recorded or list(left)
+    reasons = "; ".join(f"{name}: {why}" for name, why in left.items())
+    return _finish(ctx, job, f"{message}. Cleanup incomplete, left behind: {', '.join(names)} ({reasons})")
+
+
+def _remove_created(ctx: EngineContext, job: Job) -> dict[str, str]:
+    """Remove every instance and volume this job made (by tag, and the ids it recorded); what could not be, why."""
+    client = _client(ctx, job)
+    data = job["step_data"]
+    left: dict[str, str] = {}
+    instance_ids = {i["InstanceId"] for i in ec2api.instances_tagged(client, ec2api.TAG_RESTORE_JOB,
+                                                                      job["restore_job_id"])}
+    if data.get("instance_id"):
+        inst = _instance_any_state(client, str(data["instance_id"]))
+        if inst is not None and inst["State"]["Name"] != "terminated":
+            instance_ids.add(inst["InstanceId"])
+    for instance_id in sorted(instance_ids):
+        try:
+            _terminate(client, instance_id)
+        except SnapkeepError as exc:
+            left[instance_id] = exc.message
+    volumes = {v["VolumeId"]: v for v in ec2api.volumes_tagged(client, ec2api.TAG_RESTORE_JOB, job["restore_job_id"])}
+    if data.get("volume_id") and data["volume_id"] not in volumes:
+        with contextlib.suppress(ResourceNotFound):
+            volumes.update(ec2api.describe_volumes(client, [str(data["volume_id"])]))
+    for volume_id, volume in sorted(volumes.items()):
+        attached = {a.get("InstanceId") for a in volume.get("Attachments") or []}
+        if volume.get("State") in ("deleting", "deleted"):
+            continue
+        if volume.get("State") == "in-use" and attached <= instance_ids:
+            continue  # goes with its instance: DeleteOnTermination was set before terminating
+        try:
+            _delete_volume(client, volume_id)
+        except SnapkeepError as exc:
+            left[volume_id] = exc.message
+    return left
+
+
+def _terminate(client: Any, instance_id: str) -> None:
+    """Terminate an instance together with all its volumes, termination protection or not."""
+    inst = _instance_any_state(client, instance_id)
+    if inst is None or inst["State"]["Name"] == "terminated":
+        return
+    devices = [b["DeviceName"] for b in inst.get("BlockDeviceMappings") or [] if b.get("Ebs")]
+    if devices:
+        ec2api.call("ModifyInstanceAttribute", client.modify_instance_attribute, InstanceId=instance_id,
+                    BlockDeviceMappings=[{"DeviceName": d, "Ebs": {"DeleteOnTermination": True}} for d in devices])
+    ec2api.call("ModifyInstanceAttribute", client.modify_instance_attribute, InstanceId=instance_id,
+                DisableApiTermination={"Value": False})
+    try:
+        ec2api.call("TerminateInstances", client.terminate_instances, InstanceIds=[instance_id])
+    except ResourceNotFound:
+        return
+
+
+def _delete_volume(client: Any, volume_id: str) -> None:
+    try:
+        ec2api.call("DeleteVolume", client.delete_volume, VolumeId=volume_id)
+    except ResourceNotFound:
+        return
+
+
+def _finish(ctx: EngineContext, job: Job, message: str) -> Outcome:
+    _save(ctx, job, status=RestoreJobStatus.FAILED.value, status_message=message, step="done",
+          completion_date=ctx.clock())
+    return Done()

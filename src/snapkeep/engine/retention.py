@@ -1,73 +1,78 @@
 """Retention: the pure plan (domain.retention) decides, this module carries it out.
 
-A sweep marks expired recovery points DELETING and queues an `expire` task for each; the task deregisters the
-image and deletes the snapshots (both idempotent), then marks the point DELETED, which keeps its record for
-history while hiding it from listings. A crash in between is resumed by the task like any other.
-Points due for cold storage have their snapshots moved to the EBS Snapshots Archive tier.
+A sweep marks recovery points past their DeleteAt as DELETING and queues an `expire` task for each; the task
+deregisters the image and deletes the snapshots (both idempotent), then marks the point DELETED, which keeps its
+record for history while hiding it from listings. A crash in between is resumed by the task like any other; a
+point whose AWS resources cannot be removed after several tries ends EXPIRED with a message, as in AWS Backup.
+
+EC2 recovery points never move to cold storage: AWS Backup ignores MoveToColdStorageAfterDays for resource types
+without cold storage, and EC2 is one (EBS would refuse to archive snapshots that back an AMI anyway).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 
 from snapkeep.aws import ec2 as ec2api
 from snapkeep.catalog.store import CatalogStore
+from snapkeep.domain.errors import SnapkeepError
 from snapkeep.domain.retention import RecoveryPointAge, RetentionLifecycle, plan_retention
-from snapkeep.engine.context import Done, EngineContext, Outcome
+from snapkeep.engine.context import Done, EngineContext, Outcome, RetryAt
 from snapkeep.engine.queue import TaskQueue
 
-LIVE = ("COMPLETED", "AVAILABLE")
+MAX_EXPIRE_ATTEMPTS = 5
+log = logging.getLogger("snapkeep.retention")
 
 
 def sweep(store: CatalogStore, now: datetime) -> list[str]:
     """Queue the expiry of every recovery point whose time has come; return their ARNs."""
     with store.transaction() as conn:
-        rows = [r for r in store.list_recovery_points(conn) if r["status"] in LIVE]
+        rows = store.due_for_expiry(conn, now)
         ages = [
             RecoveryPointAge(
                 recovery_point_arn=r["recovery_point_arn"],
                 creation_date=r["creation_date"],
-                lifecycle=RetentionLifecycle(
-                    (r["lifecycle"] or {}).get("MoveToColdStorageAfterDays"),
-                    (r["lifecycle"] or {}).get("DeleteAfterDays"),
-                ),
+                lifecycle=RetentionLifecycle(None, (r["lifecycle"] or {}).get("DeleteAfterDays")),
                 storage_class=r["storage_class"],
             )
             for r in rows
         ]
-        decision = plan_retention(ages, now)
-        expired = [d.recovery_point_arn for d in decision.to_expire]
-        for arn in expired:
-            store.update_recovery_point(conn, arn, {"status": "DELETING"})
-            TaskQueue.enqueue(conn, "expire", arn, now)
-        for move in decision.to_move_to_cold:
-            TaskQueue.enqueue(conn, "cold", move.recovery_point_arn, now)
+        expired = []
+        for decision in plan_retention(ages, now).to_expire:
+            arn = decision.recovery_point_arn
+            if store.live_restores_of(conn, arn):
+                continue  # a restore is reading it: expire it on a later sweep
+            store.update_recovery_point(conn, arn, {"status": "DELETING", "status_message": decision.reason})
+            TaskQueue.enqueue(conn, "expire", arn, now, rearm=False)
+            expired.append(arn)
     return expired
 
 
 def expire_recovery_point(ctx: EngineContext, arn: str) -> Outcome:
     with ctx.store.transaction() as conn:
-        point = ctx.store.get_recovery_point(conn, arn)
-    client = ctx.ec2(point["account_id"], point["region"])
-    if point["image_id"]:
-        ec2api.deregister_image(client, point["image_id"])
-    for volume in point["volumes"]:
-        ec2api.delete_snapshot(client, volume["SnapshotId"])
+        point = ctx.store.get_recovery_point_any(conn, arn)
+    if point is None or point["status"] != "DELETING":
+        return Done()
+    try:
+        client = ctx.ec2(point["account_id"], point["region"])
+        if point["image_id"]:
+            ec2api.deregister_image(client, point["image_id"])
+        for volume in point["volumes"]:
+            ec2api.delete_snapshot(client, volume["SnapshotId"])
+    except SnapkeepError as exc:
+        attempts = ctx.task_attempts()
+        transient = isinstance(exc, ec2api.TransientAwsError)
+        if attempts >= (MAX_EXPIRE_ATTEMPTS if transient else 2):
+            with ctx.store.transaction() as conn:
+                ctx.store.update_recovery_point(
+                    conn,
+                    arn,
+                    {"status": "EXPIRED", "status_message": f"Deleting the recovery point failed: {exc.message}"},
+                )
+            return Done()
+        log.warning("expiring %s failed (%s); retrying", arn, exc.message)
+        return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10 * attempts)))
     with ctx.store.transaction() as conn:
         ctx.store.update_recovery_point(conn, arn, {"status": "DELETED"})
-    return Done()
-
-
-def move_to_cold(ctx: EngineContext, arn: str) -> Outcome:
-    """Archive the point's snapshots (EBS Snapshots Archive, AWS Backup's cold storage for EBS)."""
-    with ctx.store.transaction() as conn:
-        point = ctx.store.get_recovery_point(conn, arn)
-    if point["storage_class"] != "WARM" or point["status"] not in LIVE:
-        return Done()
-    client = ctx.ec2(point["account_id"], point["region"])
-    for volume in point["volumes"]:
-        with ec2api.aws_errors("ModifySnapshotTier"):
-            client.modify_snapshot_tier(SnapshotId=volume["SnapshotId"], StorageTier="archive")
-    with ctx.store.transaction() as conn:
-        ctx.store.update_recovery_point(conn, arn, {"storage_class": "COLD"})
     return Done()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -13,7 +14,7 @@ from snapkeep.domain.arn import Arn
 from snapkeep.domain.jobs import BackupJobState, JobWindows
 from snapkeep.domain.plans import BackupRule, lifecycle_to_aws_json, plan_from_aws_json
 from snapkeep.domain.selection import evaluate, selection_from_aws_json
-from snapkeep.engine.context import Done, EngineContext, Outcome
+from snapkeep.engine.context import Done, EngineContext, Outcome, RetryAt
 from snapkeep.engine.inventory import live_inventory
 from snapkeep.engine.queue import TaskQueue
 
@@ -32,15 +33,37 @@ def run_scheduled_rule(ctx: EngineContext, run_id: str) -> Outcome:
     plan = plan_from_aws_json(plan_row["plan"])
     rule = next((r for r in plan.rules if r.rule_name == run["rule_name"]), None)
     if rule is None or plan_row["deletion_date"] is not None:
-        with ctx.store.transaction() as conn:
-            ctx.store.update_run(conn, run_id, {"state": "FAILED", "message": "the rule no longer exists"})
-        return Done()
-    resources = live_inventory(ctx)
+        return _end_run(ctx, run_id, "FAILED", "the rule no longer exists")
+    covering = covering_rule(plan.rules, rule, run["scheduled_at"])
+    if covering is not None:
+        return _end_run(
+            ctx,
+            run_id,
+            "RESOLVED",
+            f"covered by rule '{covering.rule_name}' (overlapping window, "
+            "longer retention): one backup is taken for both, as AWS Backup does",
+        )
+    start_by = JobWindows.from_minutes(
+        run["scheduled_at"], rule.start_window_minutes, rule.completion_window_minutes
+    ).start_by
+    inventory = live_inventory(ctx)
+    if inventory.failures and not inventory.resources:
+        if ctx.clock() >= start_by:
+            return _end_run(
+                ctx,
+                run_id,
+                "EXPIRED",
+                "the start window closed before the inventory could be read: " + "; ".join(inventory.failures),
+            )
+        return RetryAt(min(start_by, ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10))))
     picked: dict[str, str] = {}
     for sel_row in selections:
         selection = selection_from_aws_json(sel_row["selection"])
-        for match in evaluate(selection, resources):
+        for match in evaluate(selection, inventory.resources):
             picked.setdefault(match.resource_arn, selection.iam_role_arn)
+    message = f"{len(picked)} resources"
+    if inventory.failures:
+        message += "; not listed: " + "; ".join(inventory.failures)
     with ctx.store.transaction() as conn:
         for resource_arn, role in sorted(picked.items()):
             create_backup_job(
@@ -57,9 +80,50 @@ def run_scheduled_rule(ctx: EngineContext, run_id: str) -> Outcome:
                 run_id=run_id,
                 now=ctx.clock(),
             )
-        ctx.store.update_run(conn, run_id, {"state": "RESOLVED", "message": f"{len(picked)} resources"})
+        ctx.store.update_run(conn, run_id, {"state": "RESOLVED", "message": message})
         ctx.store.update_plan(conn, run["plan_id"], {"last_execution_date": ctx.clock()})
     return Done()
+
+
+def _end_run(ctx: EngineContext, run_id: str, state: str, message: str) -> Outcome:
+    with ctx.store.transaction() as conn:
+        ctx.store.update_run(conn, run_id, {"state": state, "message": message})
+    return Done()
+
+
+def _retention_days(rule: BackupRule) -> float:
+    days = rule.lifecycle.delete_after_days if rule.lifecycle else None
+    return float("inf") if days is None or days < 0 else float(days)
+
+
+def covering_rule(rules: Sequence[BackupRule], rule: BackupRule, scheduled_at: datetime) -> BackupRule | None:
+    """The rule of the same plan that takes this run's backup instead, if any.
+
+    AWS Backup: when two rules' windows overlap, it takes one backup, for the rule with the longer retention.
+    Ties go to the rule listed first.
+    """
+    mine = timedelta(minutes=rule.start_window_minutes)
+    for other in rules:
+        if other.rule_name == rule.rule_name:
+            continue
+        theirs = timedelta(minutes=other.start_window_minutes)
+        overlapping = next(
+            iter(
+                other.schedule.runs_between(
+                    scheduled_at - theirs,
+                    scheduled_at + mine - timedelta(microseconds=1),
+                    other.schedule_expression_timezone,
+                )
+            ),
+            None,
+        )
+        if overlapping is None:
+            continue
+        longer = _retention_days(other) > _retention_days(rule)
+        tie_first = _retention_days(other) == _retention_days(rule) and rules.index(other) < rules.index(rule)
+        if longer or tie_first:
+            return other
+    return None
 
 
 def create_backup_job(

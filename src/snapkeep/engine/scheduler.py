@@ -19,31 +19,43 @@ MAX_CATCH_UP_RUNS = 50  # per rule and tick: a long outage must not flood the qu
 
 
 def tick(store: CatalogStore, now: datetime) -> list[str]:
-    """Record the runs that fell due up to `now`; return their ids."""
+    """Record the runs that fell due up to `now`; return the ids of those queued to be carried out."""
     created: list[str] = []
     with store.transaction() as conn:
         plans = store.list_plans(conn)
         for plan_row in plans:
             plan = plan_from_aws_json(plan_row["plan"])
+            version = store.get_plan_version(conn, plan_row["plan_id"], plan_row["version_id"])
             for rule in plan.rules:
-                cursor = store.rule_cursor(conn, plan_row["plan_id"], rule.rule_name) or plan_row["creation_date"]
+                # A rule never scheduled before starts from when its plan version was made: a rule added or
+                # renamed by an update must not catch up on runs from before it existed.
+                cursor = store.rule_cursor(conn, plan_row["plan_id"], rule.rule_name) or version["creation_date"]
                 runs = []
                 for run_at in rule.schedule.runs_between(cursor, now, rule.schedule_expression_timezone):
                     runs.append(run_at)
                     if len(runs) > MAX_CATCH_UP_RUNS:
                         runs.pop(0)
-                for run_at in runs:
+                for index, run_at in enumerate(runs):
+                    # Only the newest due run is carried out; older ones missed while Snapkeep was down are
+                    # recorded as EXPIRED, so one outage never starts a burst of backups of the same resources.
+                    newest = index == len(runs) - 1
                     run_id = str(uuid.uuid4())
-                    if store.insert_run(
-                        conn,
-                        {
-                            "run_id": run_id,
-                            "plan_id": plan_row["plan_id"],
-                            "rule_name": rule.rule_name,
-                            "scheduled_at": run_at,
-                            "state": "CREATED",
-                            "creation_date": now,
-                        },
+                    if (
+                        store.insert_run(
+                            conn,
+                            {
+                                "run_id": run_id,
+                                "plan_id": plan_row["plan_id"],
+                                "rule_name": rule.rule_name,
+                                "scheduled_at": run_at,
+                                "state": "CREATED" if newest else "EXPIRED",
+                                "message": None
+                                if newest
+                                else "missed: a later run of the rule was due before this one started",
+                                "creation_date": now,
+                            },
+                        )
+                        and newest
                     ):
                         TaskQueue.enqueue(conn, "run", run_id, now)
                         created.append(run_id)

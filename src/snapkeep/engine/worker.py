@@ -13,10 +13,18 @@ from datetime import timedelta
 
 from snapkeep.engine import scheduler
 from snapkeep.engine.backup import run_backup_job
-from snapkeep.engine.context import Done, EngineContext, Outcome, RetryAt
-from snapkeep.engine.queue import Task
+from snapkeep.engine.context import (
+    Done,
+    EngineContext,
+    LeaseGuard,
+    LeaseLost,
+    Outcome,
+    RetryAt,
+    StaleJob,
+    bind_guard,
+)
 from snapkeep.engine.restore import run_restore_job
-from snapkeep.engine.retention import expire_recovery_point, move_to_cold, sweep
+from snapkeep.engine.retention import expire_recovery_point, sweep
 from snapkeep.engine.runs import run_scheduled_rule
 
 log = logging.getLogger("snapkeep.worker")
@@ -27,7 +35,6 @@ HANDLERS: dict[str, Callable[[EngineContext, str], Outcome]] = {
     "backup": run_backup_job,
     "restore": run_restore_job,
     "expire": expire_recovery_point,
-    "cold": move_to_cold,
 }
 
 
@@ -41,21 +48,31 @@ def run_one(ctx: EngineContext, owner: str) -> bool:
     task = ctx.queue.claim(owner, ctx.clock(), lease)
     if task is None:
         return False
+    guard = LeaseGuard(ctx.queue, task, owner, lease, ctx.clock)
     stop_beat = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(ctx, task, owner, lease, stop_beat), daemon=True)
+    beat = threading.Thread(target=_heartbeat, args=(guard, stop_beat), daemon=True)
     beat.start()
+    bind_guard(guard)
+    outcome: Outcome
     try:
         outcome = HANDLERS[task.kind](ctx, task.ref_id)
+    except LeaseLost:
+        log.warning("task %s %s: lease lost, leaving it to its new owner", task.kind, task.ref_id)
+        return True
+    except StaleJob:
+        outcome = RetryAt(ctx.clock())  # the job changed under us: run it again from its new state
     except Exception as exc:  # a bug or an unexpected failure: back off and try again, keeping the reason
         log.error("task %s %s failed: %s", task.kind, task.ref_id, traceback.format_exc())
         delay = min(300.0, ctx.settings.poll_seconds * (2 ** min(task.attempts, 8)))
-        outcome = RetryAt(ctx.clock() + timedelta(seconds=delay))
         stop_beat.set()
-        ctx.queue.retry_later(task, owner, outcome.when, f"{type(exc).__name__}: {exc}")
+        ctx.queue.retry_later(task, owner, ctx.clock() + timedelta(seconds=delay), f"{type(exc).__name__}: {exc}")
         return True
     finally:
+        bind_guard(None)
         stop_beat.set()
         beat.join()
+    if guard.lost.is_set():
+        return True
     if isinstance(outcome, Done):
         ctx.queue.finish(task, owner)
     else:
@@ -63,11 +80,15 @@ def run_one(ctx: EngineContext, owner: str) -> bool:
     return True
 
 
-def _heartbeat(ctx: EngineContext, task: Task, owner: str, lease: timedelta, stop: threading.Event) -> None:
-    while not stop.wait(lease.total_seconds() / 3):
-        if not ctx.queue.heartbeat(task, owner, ctx.clock(), lease):
-            log.warning("lost the lease of task %s %s", task.kind, task.ref_id)
+def _heartbeat(guard: LeaseGuard, stop: threading.Event) -> None:
+    while not stop.wait(guard.lease.total_seconds() / 3):
+        try:
+            guard.check()
+        except LeaseLost:
+            log.warning("lost the lease of task %s %s", guard.task.kind, guard.task.ref_id)
             return
+        except Exception:  # a busy database: the next beat tries again, the lease has room for it
+            log.warning("heartbeat of task %s failed: %s", guard.task.ref_id, traceback.format_exc())
 
 
 class WorkerPool:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 03:47:53.546585
+Create Date: 2026-11-22
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def upgrade() -> None:
     sa.Column('completion_date', snapkeep.catalog.tables.UTCDateTime(), nullable=True),
     sa.Column('step', sa.String(length=32), nullable=False),
     sa.Column('step_data', sa.JSON(), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='0', nullable=False),
     sa.Column('creation_date', snapkeep.catalog.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('job_id', name=op.f('pk_backup_jobs')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_backup_jobs_idempotency_key'))
@@ -105,6 +106,7 @@ def upgrade() -> None:
     sa.Column('rule_name', sa.String(length=50), nullable=True),
     sa.Column('iam_role_arn', sa.String(length=2048), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('status_message', sa.Text(), nullable=True),
     sa.Column('storage_class', sa.String(length=16), nullable=False),
     sa.Column('lifecycle', sa.JSON(), nullable=True),
     sa.Column('move_to_cold_at', snapkeep.catalog.tables.UTCDateTime(), nullable=True),
@@ -139,6 +141,7 @@ def upgrade() -> None:
     sa.Column('created_resource_arn', sa.String(length=2048), nullable=True),
     sa.Column('step', sa.String(length=32), nullable=False),
     sa.Column('step_data', sa.JSON(), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='0', nullable=False),
     sa.Column('completion_date', snapkeep.catalog.tables.UTCDateTime(), nullable=True),
     sa.Column('creation_date', snapkeep.catalog.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('restore_job_id', name=op.f('pk_restore_jobs')),
