@@ -24,6 +24,7 @@ from snapkeep.domain.errors import (
 )
 from snapkeep.domain.jobs import BackupJobState, RestoreJobStatus, check_stoppable
 from snapkeep.domain.plans import lifecycle_from_aws_json, lifecycle_to_aws_json, plan_from_aws_json, plan_to_aws_json
+from snapkeep.domain.restore_metadata import validate_restore_metadata
 from snapkeep.domain.retention import RetentionLifecycle, calculated_lifecycle, validate_lifecycle_change
 from snapkeep.domain.selection import selection_from_aws_json, selection_to_aws_json
 from snapkeep.domain.vaults import validate_vault_name
@@ -586,12 +587,9 @@ class BackupService:
                 raise InvalidParameterValue(
                     f"ResourceType: '{kind}' is not supported (EC2 or EBS)", field="ResourceType"
                 )
+            meta = validate_restore_metadata(kind, meta)
             if kind == "EBS":
                 pick_volume(point, meta)
-                if not (meta.get("availabilityZone") or meta.get("AvailabilityZone")):
-                    raise MissingParameterValue(
-                        "Metadata.availabilityZone is required to restore a volume", field="availabilityZone"
-                    )
             job_id = new_job_id()
             job = self.store.insert_restore_job(
                 conn,

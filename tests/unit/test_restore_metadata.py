@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from snapkeep.domain.errors import InvalidParameterValue, MissingParameterValue
+from snapkeep.domain.errors import InvalidParameterValue, MissingParameterValue, SnapkeepError
 from snapkeep.domain.restore_metadata import (
     EBS_IGNORED_KEYS,
     EBS_KEYS,
@@ -31,7 +31,8 @@ def ebs(meta: Mapping[str, object]) -> dict[str, str]:
     return validate_restore_metadata("EBS", {**ZONE, **meta})
 
 
-def refused(resource_type: str, meta: Mapping[str, object], error: type = InvalidParameterValue) -> Exception:
+def refused(resource_type: str, meta: Mapping[str, object],
+            error: type[SnapkeepError] = InvalidParameterValue) -> SnapkeepError:
     with pytest.raises(error) as caught:
         validate_restore_metadata(resource_type, meta)
     return caught.value
@@ -87,7 +88,7 @@ def test_empty_metadata_is_fine_for_ec2() -> None:
 
 def test_unknown_resource_type() -> None:
     err = refused("RDS", {})
-    assert getattr(err, "field", None) == "ResourceType"
+    assert err.field == "ResourceType"
 
 
 # --- unknown keys -----------------------------------------------------------------------------------------------

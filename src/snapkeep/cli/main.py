@@ -256,25 +256,27 @@ def _plan_view(out: dict[str, Any]) -> RenderableType:
     ]
     if out.get("DeletionDate"):
         fields.append(["Deleted", out["DeletionDate"]])
-    rules = make_table(
+    rules = plan.get("Rules", [])
+    with_tags = any(r.get("RecoveryPointTags") for r in rules)
+    table = make_table(
         "Rules",
-        ["Rule", "Vault", "Schedule", "Time zone", "Start window (min)", "Completion window (min)", "Lifecycle",
-         "Recovery point tags"],
+        ["Rule", "Vault", "Schedule", "Time zone", "Start (min)", "Complete (min)", "Lifecycle"]
+        + (["Recovery point tags"] if with_tags else []),
         [
             [
                 r.get("RuleName"),
                 r.get("TargetBackupVaultName"),
                 r.get("ScheduleExpression"),
-                r.get("ScheduleExpressionTimezone", "Etc/UTC"),
+                r.get("ScheduleExpressionTimezone", "UTC"),
                 r.get("StartWindowMinutes"),
                 r.get("CompletionWindowMinutes"),
                 _lifecycle_text(r.get("Lifecycle")),
-                _tags_text(r.get("RecoveryPointTags")),
             ]
-            for r in plan.get("Rules", [])
+            + ([_tags_text(r.get("RecoveryPointTags"))] if with_tags else [])
+            for r in rules
         ],
     )
-    return Group(make_table(f"Backup plan {plan.get('BackupPlanName', '')}", ["Field", "Value"], fields), rules)
+    return Group(make_table(f"Backup plan {plan.get('BackupPlanName', '')}", ["Field", "Value"], fields), table)
 
 
 @plan_app.command("get")
@@ -407,7 +409,8 @@ def _selection_view(out: dict[str, Any]) -> RenderableType:
     ]
     if out.get("CreatorRequestId"):
         rows.append(["CreatorRequestId", out["CreatorRequestId"]])
-    return make_table(f"Selection {sel.get('SelectionName', '')}", ["Field", "Value"], rows)
+    shown = rows[:5] + [row for row in rows[5:] if row[1]]  # leave out the empty ways of picking
+    return make_table(f"Selection {sel.get('SelectionName', '')}", ["Field", "Value"], shown)
 
 
 @selection_app.command("get")
@@ -669,9 +672,13 @@ def rp_update_lifecycle(
 
 
 # -- restores -----------------------------------------------------------------------------------------------
-def read_metadata(metadata_file: Path | None, metadata: list[str] | None) -> dict[str, str]:
-    """Restore metadata from an AWS-style JSON object, then KEY=VALUE options (which win over the file)."""
-    out: dict[str, str] = {}
+def read_metadata(metadata_file: Path | None, metadata: list[str] | None) -> dict[str, Any]:
+    """Restore metadata from an AWS-style JSON object, then KEY=VALUE options (which win over the file).
+
+    The file's values are passed on as they are (strings, or the JSON numbers and lists AWS users write); the
+    service checks them.
+    """
+    out: dict[str, Any] = {}
     if metadata_file is not None:
         data = read_json_file(metadata_file, "--metadata-file")
         if not isinstance(data, dict):
@@ -679,14 +686,7 @@ def read_metadata(metadata_file: Path | None, metadata: list[str] | None) -> dic
                 f"--metadata-file: '{metadata_file}' must hold a JSON object, e.g. {{\"InstanceType\": \"t3.micro\"}}",
                 field="--metadata-file",
             )
-        for key, value in data.items():
-            if value is None or isinstance(value, dict):
-                raise InvalidParameterValue(
-                    f"--metadata-file: Metadata.{key} must be a string, got {json.dumps(value)}",
-                    field="--metadata-file",
-                )
-            # AWS metadata values are strings: numbers, booleans and lists are written as their JSON text.
-            out[key] = value if isinstance(value, str) else json.dumps(value)
+        out.update(data)
     out.update(parse_tags(metadata, "--metadata"))
     return out
 
@@ -789,7 +789,8 @@ def lab_cmd(
     """Run the offline AWS lab (moto on 127.0.0.1 with EBS data) in the foreground."""
     from snapkeep.cli.processes import run_lab
 
-    run_lab(port, seed, snapshot_seconds)
+    with errors_to_exit():
+        run_lab(port, seed, snapshot_seconds)
 
 
 @app.command("demo")

@@ -38,6 +38,8 @@ RESTORE_DEADLINE = timedelta(hours=6)
 NOT_VISIBLE_GRACE = timedelta(minutes=2)
 """How long a just-created instance or volume may be missing from Describe* (EC2's eventual consistency)."""
 MAX_CLEANUP_ATTEMPTS = 2
+CLEANUP_RETRY_POLLS = 10
+"""The second cleanup attempt comes this many poll intervals after the first."""
 MAX_BACKOFF_SECONDS = 60.0
 RESTORABLE_POINT_STATUSES = ("COMPLETED", "AVAILABLE")
 FAILED_INSTANCE_STATES = ("stopping", "stopped", "shutting-down", "terminated")
@@ -186,7 +188,10 @@ def _adopt(client: Any, job: Job, found: list[dict[str, Any]]) -> str | None:
     found = sorted(found, key=lambda i: (str(i.get("LaunchTime", "")), i["InstanceId"]))
     for extra in found[1:]:
         log.warning("restore job %s: terminating extra instance %s", job["restore_job_id"], extra["InstanceId"])
-        _terminate(client, extra["InstanceId"])
+        try:
+            _terminate(client, extra["InstanceId"])
+        except SnapkeepError as exc:  # the restore goes on; a failed restore's cleanup finds it by tag again
+            log.warning("restore job %s: %s", job["restore_job_id"], exc.message)
     return str(found[0]["InstanceId"])
 
 
@@ -316,8 +321,7 @@ def _restore_volume(ctx: EngineContext, job: Job) -> Outcome:
         point = _restorable_point(ctx, job)
         found = ec2api.volumes_tagged(client, ec2api.TAG_RESTORE_JOB, job["restore_job_id"])
         if found:
-            data["volume_id"] = sorted(found, key=lambda v: (str(v.get("CreateTime", "")), v["VolumeId"]))[0][
-                "VolumeId"]
+            data["volume_id"] = _adopt_volume(client, job, found)
         else:
             kwargs = _volume_request(job, point)
             data["create_requested"] = True
@@ -343,6 +347,18 @@ def _restore_volume(ctx: EngineContext, job: Job) -> Outcome:
     if state in ("available", "in-use"):
         return _complete(ctx, job, volume_arn(job["region"], job["account_id"], volume_id))
     raise RestoreFailed(f"The restored volume {volume_id} is in state {state} instead of available")
+
+
+def _adopt_volume(client: Any, job: Job, found: list[dict[str, Any]]) -> str:
+    """The volume an earlier attempt created (found by tag); any extra one is deleted."""
+    found = sorted(found, key=lambda v: (str(v.get("CreateTime", "")), v["VolumeId"]))
+    for extra in found[1:]:
+        log.warning("restore job %s: deleting extra volume %s", job["restore_job_id"], extra["VolumeId"])
+        try:
+            _delete_volume(client, extra["VolumeId"])
+        except SnapkeepError as exc:
+            log.warning("restore job %s: %s", job["restore_job_id"], exc.message)
+    return str(found[0]["VolumeId"])
 
 
 def _volume_request(job: Job, point: dict[str, Any]) -> dict[str, Any]:
@@ -430,8 +446,8 @@ def _step_cleanup(ctx: EngineContext, job: Job) -> Outcome:
         left = {"(unknown)": exc.message if isinstance(exc, SnapkeepError) else f"{type(exc).__name__}: {exc}"}
     if not left:
         return _finish(ctx, job, message)
-    if attempt < MAX_CLEANUP_ATTEMPTS:
-        return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds)))
+    if attempt < MAX_CLEANUP_ATTEMPTS:  # give terminating instances time to let go of their volumes
+        return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * CLEANUP_RETRY_POLLS)))
     recorded = [str(data[k]) for k in ("instance_id", "volume_id") if data.get(k)]
     names = [n for n in left if n != "(unknown)"] or recorded or list(left)
     reasons = "; ".join(f"{name}: {why}" for name, why in left.items())
@@ -446,9 +462,7 @@ def _remove_created(ctx: EngineContext, job: Job) -> dict[str, str]:
     instance_ids = {i["InstanceId"] for i in ec2api.instances_tagged(client, ec2api.TAG_RESTORE_JOB,
                                                                       job["restore_job_id"])}
     if data.get("instance_id"):
-        inst = _instance_any_state(client, str(data["instance_id"]))
-        if inst is not None and inst["State"]["Name"] != "terminated":
-            instance_ids.add(inst["InstanceId"])
+        instance_ids.add(str(data["instance_id"]))  # even if EC2 does not list it (yet): terminate by id
     for instance_id in sorted(instance_ids):
         try:
             _terminate(client, instance_id)
@@ -459,11 +473,15 @@ def _remove_created(ctx: EngineContext, job: Job) -> dict[str, str]:
         with contextlib.suppress(ResourceNotFound):
             volumes.update(ec2api.describe_volumes(client, [str(data["volume_id"])]))
     for volume_id, volume in sorted(volumes.items()):
-        attached = {a.get("InstanceId") for a in volume.get("Attachments") or []}
+        attachments = volume.get("Attachments") or []
         if volume.get("State") in ("deleting", "deleted"):
             continue
-        if volume.get("State") == "in-use" and attached <= instance_ids:
-            continue  # goes with its instance: DeleteOnTermination was set before terminating
+        if volume.get("State") == "in-use" and all(a.get("InstanceId") in instance_ids for a in attachments):
+            if all(a.get("DeleteOnTermination") for a in attachments):
+                continue  # goes with its instance, which is terminating
+            owners = ", ".join(sorted(str(a.get("InstanceId")) for a in attachments))
+            left[volume_id] = f"still attached to {owners}, which is shutting down"
+            continue
         try:
             _delete_volume(client, volume_id)
         except SnapkeepError as exc:
@@ -474,18 +492,18 @@ def _remove_created(ctx: EngineContext, job: Job) -> dict[str, str]:
 def _terminate(client: Any, instance_id: str) -> None:
     """Terminate an instance together with all its volumes, termination protection or not."""
     inst = _instance_any_state(client, instance_id)
-    if inst is None or inst["State"]["Name"] == "terminated":
-        return
-    devices = [b["DeviceName"] for b in inst.get("BlockDeviceMappings") or [] if b.get("Ebs")]
+    if inst is not None and inst["State"]["Name"] in ("shutting-down", "terminated"):
+        return  # already on its way out
+    devices = [b["DeviceName"] for b in (inst or {}).get("BlockDeviceMappings") or [] if b.get("Ebs")]
     if devices:
         ec2api.call("ModifyInstanceAttribute", client.modify_instance_attribute, InstanceId=instance_id,
                     BlockDeviceMappings=[{"DeviceName": d, "Ebs": {"DeleteOnTermination": True}} for d in devices])
-    ec2api.call("ModifyInstanceAttribute", client.modify_instance_attribute, InstanceId=instance_id,
-                DisableApiTermination={"Value": False})
     try:
+        ec2api.call("ModifyInstanceAttribute", client.modify_instance_attribute, InstanceId=instance_id,
+                    DisableApiTermination={"Value": False})
         ec2api.call("TerminateInstances", client.terminate_instances, InstanceIds=[instance_id])
     except ResourceNotFound:
-        return
+        return  # never made, or already gone
 
 
 def _delete_volume(client: Any, volume_id: str) -> None:
