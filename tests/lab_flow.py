@@ -54,3 +54,14 @@ def tagged_instances(sk: Snapkeep, key: str, value: str) -> list[str]:
     from snapkeep.engine.inventory import live_inventory
 
     return sorted(r.arn for r in live_inventory(sk.context).resources if r.tags.get(key) == value)
+
+
+def fresh_fleet(endpoint: str, snapshot_seconds: float = 0.0) -> Any:
+    """Reset the lab and seed its fleet anew. moto keeps its state in module globals, so every lab server in one
+    process shares it: each test that seeds must start from a reset."""
+    from snapkeep.lab.fleet import seed_fleet
+    from snapkeep.lab.harness import LabHarness
+
+    LabHarness(endpoint).reset()
+    set_snapshot_seconds(endpoint, snapshot_seconds)
+    return seed_fleet(endpoint)

@@ -14,9 +14,8 @@ import pytest
 
 from snapkeep.aws import ec2 as ec2api
 from snapkeep.domain.arn import Arn
-from snapkeep.lab.fleet import seed_fleet
 from snapkeep.lab.server import LabServer
-from tests.lab_flow import ROLE, instance_volumes, open_on_lab, tagged_instances
+from tests.lab_flow import ROLE, fresh_fleet, instance_volumes, open_on_lab, tagged_instances
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +37,7 @@ def start_server(home: Path, endpoint: str, log: Path) -> subprocess.Popen[bytes
 
 
 def test_killed_worker_mid_job_restarts_and_finishes_cleanly(lab: LabServer, tmp_path: Path) -> None:
-    fleet = seed_fleet(lab.endpoint)
+    fleet = fresh_fleet(lab.endpoint, 6.0)
     sk = open_on_lab(lab.endpoint, f"sqlite:///{tmp_path / 'catalog.db'}", tmp_path, fleet)
     sk.service.create_backup_vault("main")
     target = next(a for a in tagged_instances(sk, "backup", "daily") if len(instance_volumes(sk, a)) >= 2)

@@ -19,9 +19,9 @@ import pytest
 
 from snapkeep.app import Snapkeep
 from snapkeep.config import Settings
-from snapkeep.lab.fleet import seed_fleet
 from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
+from tests.lab_flow import fresh_fleet
 
 PLAN = {"BackupPlanName": "cli-plan", "Rules": [
     {"RuleName": "daily", "TargetBackupVaultName": "main", "ScheduleExpression": "cron(30 6 ? * * *)",
@@ -103,7 +103,7 @@ def lab() -> Any:
 
 
 def test_plan_preview_explains_the_selection_against_the_lab(tmp_path: Path, lab: LabServer) -> None:
-    fleet = seed_fleet(lab.endpoint)
+    fleet = fresh_fleet(lab.endpoint)
     env = {"SNAPKEEP_AWS_ENDPOINT_URL": lab.endpoint, "SNAPKEEP_AWS_ACCESS_KEY_ID": "testing",
            "SNAPKEEP_AWS_SECRET_ACCESS_KEY": "testing"}
     for account_id, role in fleet.account_roles().items():
