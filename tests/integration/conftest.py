@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
 
+from snapkeep.app import Snapkeep
 from snapkeep.lab.blocks import BLOCK_SIZE
 from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
+from tests.lab_flow import fresh_fleet, open_on_lab
 
 LAB_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 LAB_SECOND_ACCOUNT = "222222222222"
@@ -134,3 +137,19 @@ class LabKit:
 @pytest.fixture
 def lab_kit(lab_endpoint: str) -> LabKit:
     return LabKit(lab_endpoint)
+
+
+@pytest.fixture
+def lab(lab_server: LabServer) -> LabServer:
+    """The session's lab server (its state is reset by the fixtures that seed it)."""
+    return lab_server
+
+
+@pytest.fixture
+def sk(lab: LabServer, catalog_url: str, tmp_path: Path) -> Iterator[Snapkeep]:
+    """Snapkeep on a fresh catalog (SQLite or PostgreSQL) against the lab with its seed fleet and a vault 'main'."""
+    fleet = fresh_fleet(lab.endpoint)
+    app = open_on_lab(lab.endpoint, catalog_url, tmp_path, fleet)
+    app.service.create_backup_vault("main")
+    yield app
+    app.close()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,30 +14,9 @@ from snapkeep.domain.errors import Conflict, InvalidParameterValue, ResourceNotF
 from snapkeep.engine import backup as backup_engine
 from snapkeep.engine import retention, scheduler
 from snapkeep.engine.worker import run_one
-from snapkeep.lab.fleet import seed_fleet
 from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
-from tests.lab_flow import ROLE, drain, instance_volumes, open_on_lab, set_snapshot_seconds, tagged_instances
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabServer]:
-    server = LabServer(snapshot_seconds=0.0)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sk(lab: LabServer, catalog_url: str, tmp_path: Path) -> Iterator[Snapkeep]:
-    harness = LabHarness(lab.endpoint)
-    harness.reset()
-    set_snapshot_seconds(lab.endpoint, 0.0)
-    fleet = seed_fleet(lab.endpoint)
-    app = open_on_lab(lab.endpoint, catalog_url, tmp_path, fleet)
-    app.service.create_backup_vault("main")
-    yield app
-    app.close()
+from tests.lab_flow import ROLE, drain, instance_volumes, set_snapshot_seconds, tagged_instances
 
 
 def multi_volume_instance(sk: Snapkeep) -> str:

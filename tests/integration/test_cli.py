@@ -94,14 +94,6 @@ def test_plan_preview_lists_runs_in_utc_and_local_time(tmp_path: Path) -> None:
     assert "2026-03-08 06:30 EDT" in human.stdout
 
 
-@pytest.fixture(scope="module")
-def lab() -> Any:
-    server = LabServer(snapshot_seconds=0.0)
-    server.start()
-    yield server
-    server.stop()
-
-
 def test_plan_preview_explains_the_selection_against_the_lab(tmp_path: Path, lab: LabServer) -> None:
     fleet = fresh_fleet(lab.endpoint)
     env = {"SNAPKEEP_AWS_ENDPOINT_URL": lab.endpoint, "SNAPKEEP_AWS_ACCESS_KEY_ID": "testing",
