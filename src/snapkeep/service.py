@@ -209,10 +209,12 @@ class BackupService:
                     field=f"Rules[{index}].TargetBackupVaultName",
                 ) from exc
 
-    def _seed_cursors(self, conn: Any, plan_id: str, plan_json: Mapping[str, Any], now: datetime) -> None:
-        """A rule is scheduled from the moment it exists: it never catches up on runs from before."""
+    def _seed_cursors(self, conn: Any, plan_id: str, plan_json: Mapping[str, Any], now: datetime,
+                      previous: Mapping[str, Any] | None = None) -> None:
+        """A rule is scheduled from the moment it (re)appears in the plan: it never catches up on runs from before."""
+        before = {r["RuleName"] for r in (previous or {}).get("Rules", [])}
         for rule in plan_json["Rules"]:
-            if self.store.rule_cursor(conn, plan_id, rule["RuleName"]) is None:
+            if rule["RuleName"] not in before:
                 self.store.set_rule_cursor(conn, plan_id, rule["RuleName"], now)
 
     def update_backup_plan(self, plan_id: str, plan_json: Mapping[str, Any]) -> dict[str, Any]:
@@ -226,7 +228,7 @@ class BackupService:
             if other is not None and other["plan_id"] != plan_id:
                 raise Conflict(f"a backup plan named '{plan.backup_plan_name}' already exists", field="BackupPlanName")
             self._check_vaults(conn, stored)
-            self._seed_cursors(conn, plan_id, stored, now)
+            self._seed_cursors(conn, plan_id, stored, now, row["plan"])
             self.store.add_plan_version(conn, plan_id, version_id, stored, now)
         return {
             "BackupPlanId": plan_id,

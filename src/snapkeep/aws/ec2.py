@@ -6,14 +6,15 @@ instances and volumes, and the catalog can be rebuilt from AWS.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from snapkeep.domain.errors import DependencyFailure, InvalidParameterValue, ResourceNotFound
+from snapkeep.aws.errors import TransientAwsError as TransientAwsError
+from snapkeep.aws.errors import aws_errors as aws_errors
+from snapkeep.domain.errors import ResourceNotFound
 
 TAG_BACKUP_JOB = "snapkeep:backup-job-id"
 TAG_RESTORE_JOB = "snapkeep:restore-job-id"
@@ -21,50 +22,6 @@ TAG_RECOVERY_POINT = "snapkeep:recovery-point"
 TAG_SOURCE_RESOURCE = "snapkeep:source-resource"
 
 T = TypeVar("T")
-
-
-# Codes AWS answers when a call may well succeed if simply tried again later.
-TRANSIENT_CODES = frozenset(
-    {
-        "RequestLimitExceeded",
-        "Throttling",
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "SnapshotCreationPerVolumeRateExceeded",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "Unavailable",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InsufficientInstanceCapacity",
-    }
-)
-
-
-class TransientAwsError(DependencyFailure):
-    """AWS throttled, failed on its side or could not be reached: retry later, the job is not lost."""
-
-
-@contextmanager
-def aws_errors(action: str) -> Iterator[None]:
-    """Translate boto3 failures into Snapkeep errors that name the AWS action and code."""
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        message = f"{action} failed: {code}: {error.get('Message', '')}".rstrip(": ")
-        if code in TRANSIENT_CODES or status >= 500:
-            raise TransientAwsError(message) from exc
-        if code.endswith(".NotFound") or code in ("ResourceNotFoundException", "InvalidInstanceID.Malformed"):
-            raise ResourceNotFound(message) from exc
-        if code.startswith("InvalidParameter") or code == "ValidationException":
-            raise InvalidParameterValue(message) from exc
-        raise DependencyFailure(message) from exc
-    except BotoCoreError as exc:  # connection refused or reset, timeouts: nothing says the call was refused
-        raise TransientAwsError(f"{action} failed: {exc}") from exc
 
 
 def call(action: str, fn: Callable[..., T], **kwargs: Any) -> T:
@@ -209,6 +166,14 @@ def delete_snapshot(ec2: Any, snapshot_id: str) -> None:
 def images_tagged(ec2: Any, key: str, value: str) -> list[dict[str, Any]]:
     with aws_errors("DescribeImages"):
         return list(ec2.describe_images(Owners=["self"], Filters=[{"Name": f"tag:{key}", "Values": [value]}])["Images"])
+
+
+def image_named(ec2: Any, name: str) -> str:
+    with aws_errors("DescribeImages"):
+        images = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])["Images"]
+    if not images:
+        raise ResourceNotFound(f"no image named {name}")
+    return str(images[0]["ImageId"])
 
 
 def register_image(ec2: Any, name: str, config: dict[str, Any], snapshots: dict[str, str], tags: dict[str, str]) -> str:

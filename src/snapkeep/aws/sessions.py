@@ -10,6 +10,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from snapkeep.aws.errors import aws_errors
+
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60)
 _REFRESH_MARGIN_SECONDS = 300
 
@@ -74,7 +76,8 @@ class SessionProvider:
         if creds is not None and creds.expires_at - _REFRESH_MARGIN_SECONDS > time.time():
             return creds
         sts = self._base.client("sts", region_name=region, endpoint_url=self._endpoint_url, config=_CLIENT_CONFIG)
-        answer = sts.assume_role(RoleArn=role_arn, RoleSessionName=self._session_name)["Credentials"]
+        with aws_errors(f"AssumeRole {role_arn}"):
+            answer = sts.assume_role(RoleArn=role_arn, RoleSessionName=self._session_name)["Credentials"]
         creds = _Credentials(
             answer["AccessKeyId"],
             answer["SecretAccessKey"],

@@ -226,6 +226,13 @@ class CatalogStore:
             return False
         return True
 
+    def runs_at(self, conn: Connection, plan_id: str, scheduled_at: datetime) -> list[Row]:
+        """The runs of a plan's rules recorded for one instant, EXPIRED ones left out."""
+        c = t.scheduled_runs.c
+        rows = conn.execute(sa.select(t.scheduled_runs).where(
+            c.plan_id == plan_id, c.scheduled_at == scheduled_at, c.state != "EXPIRED"))
+        return [dict(r) for r in rows.mappings()]
+
     def get_run(self, conn: Connection, run_id: str) -> Row:
         return self._get(conn, t.scheduled_runs, f"scheduled run '{run_id}'", run_id=run_id)
 

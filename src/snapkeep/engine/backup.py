@@ -16,9 +16,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from snapkeep.aws import ec2 as ec2api
 from snapkeep.domain.arn import Arn, image_arn, snapshot_arn
-from snapkeep.domain.errors import SnapkeepError
+from snapkeep.domain.errors import AlreadyExists, SnapkeepError
 from snapkeep.domain.jobs import BackupJobState, JobWindows, window_verdict
 from snapkeep.domain.plans import lifecycle_from_aws_json
 from snapkeep.domain.retention import calculated_lifecycle
@@ -69,9 +71,11 @@ def _advance(ctx: EngineContext, job: Job) -> Outcome:
             outcome = _STEPS[job["step"]](ctx, job)
             if outcome is not None:
                 return outcome
-    except (StaleJob, LeaseLost):
-        raise
+    except (StaleJob, LeaseLost, SQLAlchemyError):
+        raise  # the catalog is busy or the job moved on: the worker retries the task, the job is not failed
     except ec2api.TransientAwsError as exc:
+        if job["step"] == "cleanup":
+            return _cleanup_failed(ctx, job, exc)
         log.warning("backup job %s: %s; retrying", job["job_id"], exc.message)
         return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 5)))
     except SnapkeepError as exc:
@@ -142,9 +146,28 @@ def _step_snapshot(ctx: EngineContext, job: Job) -> Outcome | None:
     ctx.check_lease()
     tags = {ec2api.TAG_BACKUP_JOB: job["job_id"], ec2api.TAG_SOURCE_RESOURCE: job["resource_arn"]}
     created = ec2api.create_instance_snapshots(client, instance_id, tags, f"Snapkeep backup job {job['job_id']}")
+    _remember_snapshots(ctx, job, [s["SnapshotId"] for s in created])
     # Record the volumes as they were when the snapshots were taken, not when the job started.
     config = _configuration(client, instance_id)
     return _record_snapshots(ctx, job, job["step_data"], config, created)
+
+
+def _remember_snapshots(ctx: EngineContext, job: Job, snapshot_ids: list[str]) -> None:
+    """Write the new snapshot ids down at once, even if the job changed meanwhile (a stop): a cleanup must not
+    depend on finding them by tag, which AWS answers with some delay."""
+    for _ in range(10):
+        ids = sorted(set(job["step_data"].get("snapshot_ids") or []) | set(snapshot_ids))
+        try:
+            _save(ctx, job, step_data=dict(job["step_data"], snapshot_ids=ids, snapshot_requested=True))
+        except StaleJob:
+            fresh = _load(ctx, job["job_id"])
+            job.clear()
+            job.update(fresh)
+            continue
+        if BackupJobState(job["state"]) is not BackupJobState.RUNNING or job["step"] != "snapshot":
+            raise StaleJob(job["job_id"])  # the job moved on (a stop): let its new state take over
+        return
+    raise StaleJob(job["job_id"])
 
 
 def _record_snapshots(
@@ -195,9 +218,11 @@ def _step_image(ctx: EngineContext, job: Job) -> Outcome | None:
     else:
         ctx.check_lease()
         tags = {ec2api.TAG_BACKUP_JOB: job["job_id"], ec2api.TAG_SOURCE_RESOURCE: job["resource_arn"]}
-        image_id = ec2api.register_image(
-            client, f"snapkeep-{job['job_id'].lower()}", data["config"], data["snapshots"], tags
-        )
+        name = f"snapkeep-{job['job_id'].lower()}"
+        try:
+            image_id = ec2api.register_image(client, name, data["config"], data["snapshots"], tags)
+        except AlreadyExists:  # an earlier attempt registered it; its answer was lost and its tags not yet seen
+            image_id = ec2api.image_named(client, name)
     _save(ctx, job, step="record", step_data=dict(job["step_data"], image_id=image_id), percent_done=95.0)
     return None
 
@@ -285,6 +310,7 @@ def _step_cleanup(ctx: EngineContext, job: Job) -> Outcome:
             # The backup did complete (a race with a stop): never destroy a recovery point's data.
             return _finish(ctx, job, BackupJobState.COMPLETED, "")
     if data.get("snapshot_requested") or data.get("image_requested"):
+        ctx.check_lease()
         client = _client(ctx, job)
         for image in ec2api.images_tagged(client, ec2api.TAG_BACKUP_JOB, job["job_id"]):
             ec2api.deregister_image(client, image["ImageId"])

@@ -31,6 +31,9 @@ def live_inventory(ctx: EngineContext) -> Inventory:
             except SnapkeepError as exc:
                 found.failures.append(f"{account['account_id']}/{region}: {exc.message}")
                 continue
+            except Exception as exc:  # whatever goes wrong in one place must not hide the others
+                found.failures.append(f"{account['account_id']}/{region}: {type(exc).__name__}: {exc}")
+                continue
             for inst in instances:
                 found.resources.append(
                     ProtectedResource(

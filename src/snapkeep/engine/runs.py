@@ -34,28 +34,24 @@ def run_scheduled_rule(ctx: EngineContext, run_id: str) -> Outcome:
     rule = next((r for r in plan.rules if r.rule_name == run["rule_name"]), None)
     if rule is None or plan_row["deletion_date"] is not None:
         return _end_run(ctx, run_id, "FAILED", "the rule no longer exists")
-    covering = covering_rule(plan.rules, rule, run["scheduled_at"])
+    with ctx.store.transaction() as conn:
+        due_together = {r["rule_name"] for r in ctx.store.runs_at(conn, run["plan_id"], run["scheduled_at"])}
+    covering = covering_rule([r for r in plan.rules if r.rule_name in due_together], rule)
     if covering is not None:
-        return _end_run(
-            ctx,
-            run_id,
-            "RESOLVED",
-            f"covered by rule '{covering.rule_name}' (overlapping window, "
-            "longer retention): one backup is taken for both, as AWS Backup does",
-        )
+        return _end_run(ctx, run_id, "RESOLVED", f"covered by rule '{covering.rule_name}' (due at the same time, "
+                        "longer retention): one backup is taken for both, as AWS Backup does")
     start_by = JobWindows.from_minutes(
         run["scheduled_at"], rule.start_window_minutes, rule.completion_window_minutes
     ).start_by
     inventory = live_inventory(ctx)
-    if inventory.failures and not inventory.resources:
-        if ctx.clock() >= start_by:
-            return _end_run(
-                ctx,
-                run_id,
-                "EXPIRED",
-                "the start window closed before the inventory could be read: " + "; ".join(inventory.failures),
-            )
-        return RetryAt(min(start_by, ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10))))
+    # Places that could not be listed are retried for a while (half the start window, at most 30 minutes), then
+    # the run goes ahead with what answered, so one broken account does not hold back the others.
+    retry_until = run["scheduled_at"] + min(timedelta(minutes=30), timedelta(minutes=rule.start_window_minutes) / 2)
+    if inventory.failures and ctx.clock() < retry_until:
+        return RetryAt(min(retry_until, ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10))))
+    if inventory.failures and not inventory.resources and ctx.clock() >= start_by:
+        return _end_run(ctx, run_id, "EXPIRED", "the start window closed before the inventory could be read: "
+                        + "; ".join(inventory.failures))
     picked: dict[str, str] = {}
     for sel_row in selections:
         selection = selection_from_aws_json(sel_row["selection"])
@@ -96,34 +92,16 @@ def _retention_days(rule: BackupRule) -> float:
     return float("inf") if days is None or days < 0 else float(days)
 
 
-def covering_rule(rules: Sequence[BackupRule], rule: BackupRule, scheduled_at: datetime) -> BackupRule | None:
-    """The rule of the same plan that takes this run's backup instead, if any.
+def covering_rule(rules: Sequence[BackupRule], rule: BackupRule) -> BackupRule | None:
+    """The rule, among those with a run at this very time, that takes this run's backup instead, if any.
 
-    AWS Backup: when two rules' windows overlap, it takes one backup, for the rule with the longer retention.
-    Ties go to the rule listed first.
+    AWS Backup: when two rules of a plan are due together it takes one backup, for the rule with the longer
+    retention. Snapkeep applies this to runs due at the same instant (the daily and monthly rules on the 1st), so
+    the choice is the same from every rule's side and no run is skipped for one that never happens. Ties go to
+    the rule listed first.
     """
-    mine = timedelta(minutes=rule.start_window_minutes)
-    for other in rules:
-        if other.rule_name == rule.rule_name:
-            continue
-        theirs = timedelta(minutes=other.start_window_minutes)
-        overlapping = next(
-            iter(
-                other.schedule.runs_between(
-                    scheduled_at - theirs,
-                    scheduled_at + mine - timedelta(microseconds=1),
-                    other.schedule_expression_timezone,
-                )
-            ),
-            None,
-        )
-        if overlapping is None:
-            continue
-        longer = _retention_days(other) > _retention_days(rule)
-        tie_first = _retention_days(other) == _retention_days(rule) and rules.index(other) < rules.index(rule)
-        if longer or tie_first:
-            return other
-    return None
+    best = max(rules, key=lambda r: (_retention_days(r), -rules.index(r)), default=None)
+    return best if best is not None and best.rule_name != rule.rule_name else None
 
 
 def create_backup_job(

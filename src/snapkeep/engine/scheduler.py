@@ -30,11 +30,13 @@ def tick(store: CatalogStore, now: datetime) -> list[str]:
                 # A rule never scheduled before starts from when its plan version was made: a rule added or
                 # renamed by an update must not catch up on runs from before it existed.
                 cursor = store.rule_cursor(conn, plan_row["plan_id"], rule.rule_name) or version["creation_date"]
-                runs = []
+                runs: list[datetime] = []
+                dropped = 0
                 for run_at in rule.schedule.runs_between(cursor, now, rule.schedule_expression_timezone):
                     runs.append(run_at)
                     if len(runs) > MAX_CATCH_UP_RUNS:
                         runs.pop(0)
+                        dropped += 1
                 for index, run_at in enumerate(runs):
                     # Only the newest due run is carried out; older ones missed while Snapkeep was down are
                     # recorded as EXPIRED, so one outage never starts a burst of backups of the same resources.
@@ -49,7 +51,7 @@ def tick(store: CatalogStore, now: datetime) -> list[str]:
                                 "rule_name": rule.rule_name,
                                 "scheduled_at": run_at,
                                 "state": "CREATED" if newest else "EXPIRED",
-                                "message": None
+                                "message": (f"{dropped} earlier missed runs were not recorded" if dropped else None)
                                 if newest
                                 else "missed: a later run of the rule was due before this one started",
                                 "creation_date": now,
