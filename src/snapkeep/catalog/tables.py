@@ -233,3 +233,16 @@ tasks = sa.Table(
     _created(),
     sa.UniqueConstraint("kind", "ref_id", name="uq_tasks_kind_ref"),
 )
+
+# API keys for SigV4 (snapkeep.api.keys): the secret is AES-256-GCM encrypted with SNAPKEEP_HOME/master.key,
+# base64 of nonce || ciphertext || tag, the access key id as associated data.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("access_key_id", sa.String(20), primary_key=True),
+    sa.Column("user_name", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # admin, operator, viewer
+    sa.Column("secret_ciphertext", sa.String(128), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    _created(),
+)

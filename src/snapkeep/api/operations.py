@@ -1,0 +1,204 @@
+"""The AWS Backup operations Snapkeep serves, as an explicit registry: operation name → handler.
+
+Each handler takes the parsed, validated input (AWS member names) and returns the output in AWS member names;
+the protocol layer turns both into bytes. Operations not in the registry answer an AWS-shaped "not supported".
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from snapkeep.domain.errors import InvalidParameterValue
+from snapkeep.service import BackupService
+
+Handler = Callable[[BackupService, Mapping[str, Any]], dict[str, Any]]
+
+
+def paginate(items: Sequence[dict[str, Any]], params: Mapping[str, Any], key: str,
+             default_max: int = 1000) -> dict[str, Any]:
+    """AWS-style paging: an opaque NextToken (the offset, base64) and MaxResults (1-1000)."""
+    start = 0
+    token = params.get("NextToken")
+    if token:
+        try:
+            start = int(base64.urlsafe_b64decode(str(token).encode()).decode())
+        except (ValueError, binascii.Error) as exc:
+            raise InvalidParameterValue("NextToken is not valid", field="NextToken") from exc
+        if not 0 <= start <= len(items):
+            raise InvalidParameterValue("NextToken is not valid", field="NextToken")
+    size = int(params.get("MaxResults") or default_max)
+    page = list(items[start:start + size])
+    out: dict[str, Any] = {key: page}
+    if start + size < len(items):
+        out["NextToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+    return out
+
+
+def _create_vault(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.create_backup_vault(p["BackupVaultName"], p.get("BackupVaultTags"), p.get("EncryptionKeyArn"),
+                                   p.get("CreatorRequestId"))
+
+
+def _describe_vault(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.describe_backup_vault(p["BackupVaultName"])
+
+
+def _list_vaults(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return paginate(svc.list_backup_vaults(), p, "BackupVaultList")
+
+
+def _delete_vault(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    svc.delete_backup_vault(p["BackupVaultName"])
+    return {}
+
+
+def _create_plan(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.create_backup_plan(p["BackupPlan"], p.get("BackupPlanTags"), p.get("CreatorRequestId"))
+
+
+def _update_plan(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.update_backup_plan(p["BackupPlanId"], p["BackupPlan"])
+
+
+def _get_plan(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.get_backup_plan(p["BackupPlanId"], p.get("VersionId"))
+
+
+def _delete_plan(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.delete_backup_plan(p["BackupPlanId"])
+
+
+def _list_plans(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    rows = [{k: v for k, v in r.items() if v is not None}
+            for r in svc.list_backup_plans(bool(p.get("IncludeDeleted")))]
+    return paginate(rows, p, "BackupPlansList")
+
+
+def _list_plan_versions(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return paginate(svc.list_backup_plan_versions(p["BackupPlanId"]), p, "BackupPlanVersionsList")
+
+
+def _create_selection(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.create_backup_selection(p["BackupPlanId"], p["BackupSelection"], p.get("CreatorRequestId"))
+
+
+def _get_selection(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    out = svc.get_backup_selection(p["BackupPlanId"], p["SelectionId"])
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _delete_selection(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    svc.delete_backup_selection(p["BackupPlanId"], p["SelectionId"])
+    return {}
+
+
+def _list_selections(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return paginate(svc.list_backup_selections(p["BackupPlanId"]), p, "BackupSelectionsList")
+
+
+def _start_backup_job(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.start_backup_job(
+        p["BackupVaultName"], p["ResourceArn"], p["IamRoleArn"], idempotency_token=p.get("IdempotencyToken"),
+        start_window_minutes=p.get("StartWindowMinutes"), complete_window_minutes=p.get("CompleteWindowMinutes"),
+        lifecycle=p.get("Lifecycle"), recovery_point_tags=p.get("RecoveryPointTags"))
+
+
+def _describe_backup_job(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.describe_backup_job(p["BackupJobId"])
+
+
+def _list_backup_jobs(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    jobs = svc.list_backup_jobs(state=p.get("ByState"), vault=p.get("ByBackupVaultName"),
+                                resource_arn=p.get("ByResourceArn"), resource_type=p.get("ByResourceType"),
+                                created_after=p.get("ByCreatedAfter"), created_before=p.get("ByCreatedBefore"))
+    if p.get("ByAccountId"):
+        jobs = [j for j in jobs if j["AccountId"] == p["ByAccountId"]]
+    return paginate(jobs, p, "BackupJobs")
+
+
+def _stop_backup_job(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    svc.stop_backup_job(p["BackupJobId"])
+    return {}
+
+
+def _list_points_by_vault(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    points = svc.list_recovery_points(p["BackupVaultName"], p.get("ByResourceArn"))
+    if p.get("ByResourceType"):
+        points = [r for r in points if r["ResourceType"] == p["ByResourceType"]]
+    return paginate(points, p, "RecoveryPoints")
+
+
+def _list_points_by_resource(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    points = [{k: v for k, v in r.items() if k in _BY_RESOURCE_MEMBERS}
+              for r in svc.list_recovery_points(None, p["ResourceArn"])]
+    return paginate(points, p, "RecoveryPoints")
+
+
+_BY_RESOURCE_MEMBERS = frozenset({"RecoveryPointArn", "CreationDate", "Status", "StatusMessage",
+                                  "EncryptionKeyArn", "BackupSizeBytes", "BackupVaultName", "IsParent",
+                                  "ParentRecoveryPointArn", "ResourceName", "VaultType"})
+
+
+def _describe_point(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.describe_recovery_point(p["BackupVaultName"], p["RecoveryPointArn"])
+
+
+def _delete_point(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    svc.delete_recovery_point(p["BackupVaultName"], p["RecoveryPointArn"])
+    return {}
+
+
+def _update_point_lifecycle(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.update_recovery_point_lifecycle(p["BackupVaultName"], p["RecoveryPointArn"], p.get("Lifecycle") or {})
+
+
+def _start_restore(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.start_restore_job(p["RecoveryPointArn"], p["Metadata"], resource_type=p.get("ResourceType"),
+                                 iam_role_arn=p.get("IamRoleArn"), idempotency_token=p.get("IdempotencyToken"),
+                                 copy_source_tags=bool(p.get("CopySourceTagsToRestoredResource")))
+
+
+def _describe_restore(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.describe_restore_job(p["RestoreJobId"])
+
+
+def _list_restores(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return paginate(svc.list_restore_jobs(p.get("ByStatus")), p, "RestoreJobs")
+
+
+def _supported_types(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return {"ResourceTypes": ["EC2"]}
+
+
+OPERATIONS: dict[str, Handler] = {
+    "CreateBackupVault": _create_vault,
+    "DescribeBackupVault": _describe_vault,
+    "ListBackupVaults": _list_vaults,
+    "DeleteBackupVault": _delete_vault,
+    "CreateBackupPlan": _create_plan,
+    "UpdateBackupPlan": _update_plan,
+    "GetBackupPlan": _get_plan,
+    "DeleteBackupPlan": _delete_plan,
+    "ListBackupPlans": _list_plans,
+    "ListBackupPlanVersions": _list_plan_versions,
+    "CreateBackupSelection": _create_selection,
+    "GetBackupSelection": _get_selection,
+    "DeleteBackupSelection": _delete_selection,
+    "ListBackupSelections": _list_selections,
+    "StartBackupJob": _start_backup_job,
+    "DescribeBackupJob": _describe_backup_job,
+    "ListBackupJobs": _list_backup_jobs,
+    "StopBackupJob": _stop_backup_job,
+    "ListRecoveryPointsByBackupVault": _list_points_by_vault,
+    "ListRecoveryPointsByResource": _list_points_by_resource,
+    "DescribeRecoveryPoint": _describe_point,
+    "DeleteRecoveryPoint": _delete_point,
+    "UpdateRecoveryPointLifecycle": _update_point_lifecycle,
+    "StartRestoreJob": _start_restore,
+    "DescribeRestoreJob": _describe_restore,
+    "ListRestoreJobs": _list_restores,
+    "GetSupportedResourceTypes": _supported_types,
+}
