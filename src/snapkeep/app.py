@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from snapkeep.aws.sessions import SessionProvider
 from snapkeep.catalog import db
@@ -39,6 +40,20 @@ class Snapkeep:
         )
         context = EngineContext(settings, store, TaskQueue(engine), sessions, clock)
         return cls(settings, store, BackupService(store, settings.region, settings.account_id, clock), context)
+
+    def api(self, env: Mapping[str, str]) -> Any:
+        """The AWS Backup API of this Snapkeep (a FastAPI app); creates the first admin key from `env` if asked."""
+        from snapkeep.api.app import Dispatcher, create_app
+        from snapkeep.api.keys import KeyStore, load_or_create_master_key
+
+        keys = KeyStore(self.store.engine, load_or_create_master_key(self.settings.home))
+        keys.ensure_admin_from_env(env, self.context.clock())
+        return create_app(Dispatcher(self.service, keys, self.settings.region, self.context.clock))
+
+    def keys(self) -> Any:
+        from snapkeep.api.keys import KeyStore, load_or_create_master_key
+
+        return KeyStore(self.store.engine, load_or_create_master_key(self.settings.home))
 
     def workers(self, threads: int | None = None, *, scheduler_enabled: bool = True) -> WorkerPool:
         return WorkerPool(

@@ -32,7 +32,7 @@ def start_server(home: Path, endpoint: str, log: Path) -> subprocess.Popen[bytes
     env = dict(os.environ, SNAPKEEP_HOME=str(home), SNAPKEEP_AWS_ENDPOINT_URL=endpoint,
                SNAPKEEP_AWS_ACCESS_KEY_ID="testing", SNAPKEEP_AWS_SECRET_ACCESS_KEY="testing",
                SNAPKEEP_LEASE_SECONDS="5", SNAPKEEP_POLL_SECONDS="0.3")
-    return subprocess.Popen([sys.executable, "-m", "snapkeep.cli", "server"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "snapkeep.cli", "server", "--port", "0"], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 

@@ -23,14 +23,19 @@ def cli_env(home: Path) -> dict[str, str]:
 
 
 def snapkeep(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "snapkeep.cli", *args], env=cli_env(home), capture_output=True,
-                          text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "snapkeep.cli", *args], env=cli_env(home), capture_output=True, text=True, timeout=180
+    )
 
 
 def test_server_with_lab_backs_up_and_restores_through_the_cli(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    server = subprocess.Popen([sys.executable, "-m", "snapkeep.cli", "server", "--lab"], env=cli_env(tmp_path),
-                              stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "snapkeep.cli", "server", "--lab", "--port", "0"],
+        env=cli_env(tmp_path),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 90
         while "server running" not in log.read_text():
@@ -39,8 +44,13 @@ def test_server_with_lab_backs_up_and_restores_through_the_cli(tmp_path: Path) -
             time.sleep(0.2)
         endpoint = json.loads((tmp_path / "lab.json").read_text())["Endpoint"]
         assert endpoint in log.read_text()
-        ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="testing",
-                           aws_secret_access_key="testing")
+        ec2 = boto3.client(
+            "ec2",
+            region_name="us-east-1",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         reservations = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["db-1"]}])["Reservations"]
         instance_id = reservations[0]["Instances"][0]["InstanceId"]
         arn = f"arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}"
@@ -52,8 +62,16 @@ def test_server_with_lab_backs_up_and_restores_through_the_cli(tmp_path: Path) -
         assert job["State"] == "COMPLETED", job
         listed = json.loads(snapkeep(tmp_path, "recovery-point", "list", "--resource-arn", arn, "--json").stdout)
         assert [p["RecoveryPointArn"] for p in listed] == [job["RecoveryPointArn"]]
-        restore = snapkeep(tmp_path, "restore", "start", job["RecoveryPointArn"], "--metadata",
-                           "InstanceType=m5.large", "--wait", "--json")
+        restore = snapkeep(
+            tmp_path,
+            "restore",
+            "start",
+            job["RecoveryPointArn"],
+            "--metadata",
+            "InstanceType=m5.large",
+            "--wait",
+            "--json",
+        )
         assert restore.returncode == 0, restore.stderr
         assert json.loads(restore.stdout)["Status"] == "COMPLETED"
         jobs = snapkeep(tmp_path, "job", "list")

@@ -36,12 +36,26 @@ def test_two_server_processes_share_the_queue(pg_url: str, tmp_path: Path) -> No
         sk = open_on_lab(lab.endpoint, pg_url, tmp_path, fleet)
         sk.service.create_backup_vault("main")
         targets = tagged_instances(sk, "backup", "daily")
-        env = dict(os.environ, SNAPKEEP_HOME=str(tmp_path), SNAPKEEP_DATABASE_URL=pg_url,
-                   SNAPKEEP_AWS_ENDPOINT_URL=lab.endpoint, SNAPKEEP_AWS_ACCESS_KEY_ID="testing",
-                   SNAPKEEP_AWS_SECRET_ACCESS_KEY="testing", SNAPKEEP_POLL_SECONDS="0.3", SNAPKEEP_LEASE_SECONDS="10")
+        env = dict(
+            os.environ,
+            SNAPKEEP_HOME=str(tmp_path),
+            SNAPKEEP_DATABASE_URL=pg_url,
+            SNAPKEEP_AWS_ENDPOINT_URL=lab.endpoint,
+            SNAPKEEP_AWS_ACCESS_KEY_ID="testing",
+            SNAPKEEP_AWS_SECRET_ACCESS_KEY="testing",
+            SNAPKEEP_POLL_SECONDS="0.3",
+            SNAPKEEP_LEASE_SECONDS="10",
+        )
         logs = [tmp_path / f"server{i}.log" for i in range(2)]
-        servers = [subprocess.Popen([sys.executable, "-m", "snapkeep.cli", "server", "--threads", "2"], env=env,
-                                    stdout=log.open("wb"), stderr=subprocess.STDOUT) for log in logs]
+        servers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "snapkeep.cli", "server", "--threads", "2", "--port", "0"],
+                env=env,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            for log in logs
+        ]
         try:
             jobs = [sk.service.start_backup_job("main", arn, ROLE)["BackupJobId"] for arn in targets]
             jobs += [sk.service.start_backup_job("main", arn, ROLE)["BackupJobId"] for arn in targets]
@@ -63,7 +77,8 @@ def test_two_server_processes_share_the_queue(pg_url: str, tmp_path: Path) -> No
         assert sorted(p["RecoveryPointArn"] for p in points) == sorted(o["RecoveryPointArn"] for o in outcomes)
         for job in outcomes:  # exactly one snapshot set per job: nothing was done twice
             arn = Arn.parse(job["ResourceArn"])
-            tagged = ec2api.snapshots_tagged(sk.context.ec2(arn.account, arn.region), ec2api.TAG_BACKUP_JOB,
-                                             job["BackupJobId"])
+            tagged = ec2api.snapshots_tagged(
+                sk.context.ec2(arn.account, arn.region), ec2api.TAG_BACKUP_JOB, job["BackupJobId"]
+            )
             assert len(tagged) == len(instance_volumes(sk, job["ResourceArn"]))
         sk.close()

@@ -253,7 +253,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPKEEP_")}
     env.update(SNAPKEEP_HOME=str(home), SNAPKEEP_POLL_SECONDS="0.3")
     log = home / "server.log"
-    server = subprocess.Popen([sys.executable, "-m", "snapkeep.cli", "server", "--lab"], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "snapkeep.cli", "server", "--lab", "--port", "0"], env=env,
                               stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90

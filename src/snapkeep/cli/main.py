@@ -772,12 +772,38 @@ def server(
     lab_port: Annotated[int, typer.Option("--lab-port")] = 0,
     workers: Annotated[bool, typer.Option("--workers/--no-workers")] = True,
     threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    host: Annotated[str, typer.Option("--host", help="Address the AWS Backup API listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 picks a free port")] = 8480,
 ) -> None:
-    """Run the scheduler and the workers until interrupted."""
+    """Serve the AWS Backup API and run the scheduler and the workers until interrupted."""
     from snapkeep.cli.processes import run_server
 
     with errors_to_exit():
-        run_server(load_settings(), lab=lab, lab_port=lab_port, workers=workers, threads=threads)
+        run_server(load_settings(), lab=lab, lab_port=lab_port, workers=workers, threads=threads, host=host,
+                   port=port)
+
+
+user_app = typer.Typer(no_args_is_help=True, help="API users and their access keys.")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("create")
+def user_create(
+    name: str,
+    role: Annotated[str, typer.Option("--role", help="admin, operator or viewer")] = "viewer",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an access key pair for NAME; the secret is shown this once."""
+    from datetime import UTC, datetime
+
+    from snapkeep.api.roles import parse_role
+
+    with errors_to_exit():
+        key_id, secret = open_app().keys().create_key(name, parse_role(role), datetime.now(UTC))
+    out = {"UserName": name, "Role": role, "AccessKeyId": key_id, "SecretAccessKey": secret}
+    emit(out, as_json, lambda: make_table("Access key created (the secret is not shown again)",
+                                          ["UserName", "Role", "AccessKeyId", "SecretAccessKey"],
+                                          [[name, role, key_id, secret]]))
 
 
 @app.command("lab")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -29,7 +30,8 @@ def protect_lab_fleet(sk: Snapkeep, fleet_accounts: dict[str, str | None], regio
         sk.service.put_protected_account(account_id, regions, role_arn)
 
 
-def run_server(settings: Settings, *, lab: bool, lab_port: int, workers: bool, threads: int | None) -> None:
+def run_server(settings: Settings, *, lab: bool, lab_port: int, workers: bool, threads: int | None,
+               host: str = "127.0.0.1", port: int = 8480) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lab_server = None
     if lab:
@@ -46,6 +48,10 @@ def run_server(settings: Settings, *, lab: bool, lab_port: int, workers: bool, t
         protect_lab_fleet(sk, fleet.account_roles(), list(fleet.regions))
         console.print(f"AWS lab:  {lab_server.endpoint}")
     console.print(f"Catalog:  {settings.database_url}")
+    from snapkeep.api.server import ApiServer
+
+    api = ApiServer(sk.api(os.environ), host, port).start()
+    console.print(f"AWS Backup API: {api.endpoint}")
     pool = sk.workers(threads) if workers else None
     if pool is not None:
         pool.start()
@@ -53,6 +59,7 @@ def run_server(settings: Settings, *, lab: bool, lab_port: int, workers: bool, t
     try:
         _wait_for_signal()
     finally:
+        api.stop()
         if pool is not None:
             pool.stop()
         sk.close()
