@@ -120,3 +120,36 @@ def test_roles_limit_what_a_key_may_do(api: str, sk: Snapkeep) -> None:
         operator.delete_backup_vault(BackupVaultName="by-operator")
     assert no_delete.value.response["Error"]["Code"] == "AccessDeniedException"
     assert {v["BackupVaultName"] for v in sk.service.list_backup_vaults()} == {"main", "by-operator"}
+
+
+def test_plan_lifecycle_stop_and_listings_through_boto3(sk: Snapkeep, api: str, lab: Any) -> None:
+    backup = client(api)
+    assert backup.get_supported_resource_types()["ResourceTypes"] == ["EC2"]
+    rule = {"RuleName": "daily", "TargetBackupVaultName": "main", "ScheduleExpression": "cron(0 5 ? * * *)"}
+    plan = backup.create_backup_plan(BackupPlan={"BackupPlanName": "p", "Rules": [rule]})
+    plan_id = plan["BackupPlanId"]
+    updated = backup.update_backup_plan(BackupPlanId=plan_id, BackupPlan={"BackupPlanName": "p", "Rules": [
+        dict(rule, ScheduleExpression="cron(30 6 ? * * *)")]})
+    versions = backup.list_backup_plan_versions(BackupPlanId=plan_id)["BackupPlanVersionsList"]
+    assert [v["VersionId"] for v in versions] == [plan["VersionId"], updated["VersionId"]]
+    assert [p["BackupPlanId"] for p in backup.list_backup_plans()["BackupPlansList"]] == [plan_id]
+    selection = backup.create_backup_selection(BackupPlanId=plan_id, BackupSelection={
+        "SelectionName": "all", "IamRoleArn": ROLE, "Resources": ["arn:aws:ec2:*:*:instance/*"]})
+    listed = backup.list_backup_selections(BackupPlanId=plan_id)["BackupSelectionsList"]
+    assert [s["SelectionId"] for s in listed] == [selection["SelectionId"]]
+    with pytest.raises(backup.exceptions.InvalidRequestException):
+        backup.delete_backup_plan(BackupPlanId=plan_id)
+    backup.delete_backup_selection(BackupPlanId=plan_id, SelectionId=selection["SelectionId"])
+    deleted = backup.delete_backup_plan(BackupPlanId=plan_id)
+    assert deleted["BackupPlanId"] == plan_id and deleted["DeletionDate"].tzinfo is not None
+    assert backup.list_backup_plans()["BackupPlansList"] == []
+
+    from tests.lab_flow import set_snapshot_seconds
+
+    set_snapshot_seconds(lab.endpoint, 60.0)
+    target = tagged_instances(sk, "backup", "daily")[0]
+    job = backup.start_backup_job(BackupVaultName="main", ResourceArn=target, IamRoleArn=ROLE)
+    backup.stop_backup_job(BackupJobId=job["BackupJobId"])
+    drain(sk)
+    assert backup.describe_backup_job(BackupJobId=job["BackupJobId"])["State"] == "ABORTED"
+    assert backup.list_restore_jobs()["RestoreJobs"] == []
