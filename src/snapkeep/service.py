@@ -7,6 +7,7 @@ pure domain, the catalog is the source of truth, and anything slow is queued for
 from __future__ import annotations
 
 import base64
+import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -209,8 +210,14 @@ class BackupService:
                     field=f"Rules[{index}].TargetBackupVaultName",
                 ) from exc
 
-    def _seed_cursors(self, conn: Any, plan_id: str, plan_json: Mapping[str, Any], now: datetime,
-                      previous: Mapping[str, Any] | None = None) -> None:
+    def _seed_cursors(
+        self,
+        conn: Any,
+        plan_id: str,
+        plan_json: Mapping[str, Any],
+        now: datetime,
+        previous: Mapping[str, Any] | None = None,
+    ) -> None:
         """A rule is scheduled from the moment it (re)appears in the plan: it never catches up on runs from before."""
         before = {r["RuleName"] for r in (previous or {}).get("Rules", [])}
         for rule in plan_json["Rules"]:
@@ -565,6 +572,97 @@ class BackupService:
             out["Instance"] = r["instance"]
         return {k: v for k, v in out.items() if v is not None}
 
+    # -- plan templates --------------------------------------------------------------------------------------
+    def get_backup_plan_from_json(self, template: str) -> dict[str, Any]:
+        """Validate a plan given as JSON text and give it back as a plan document (nothing is stored)."""
+        try:
+            data = json.loads(template)
+        except ValueError as exc:
+            raise InvalidParameterValue(
+                f"BackupPlanTemplateJson: not valid JSON: {exc}", field="BackupPlanTemplateJson"
+            ) from exc
+        if not isinstance(data, dict):
+            raise InvalidParameterValue("BackupPlanTemplateJson: must be a JSON object", field="BackupPlanTemplateJson")
+        return {"BackupPlan": plan_to_aws_json(plan_from_aws_json(data))}
+
+    def export_backup_plan_template(self, plan_id: str) -> dict[str, Any]:
+        with self.store.transaction() as conn:
+            row = self.store.get_plan(conn, plan_id)
+        return {"BackupPlanTemplateJson": json.dumps(row["plan"], sort_keys=True)}
+
+    # -- protected resources ---------------------------------------------------------------------------------
+    def list_protected_resources(self) -> list[dict[str, Any]]:
+        """Every resource with a recovery point, with its newest one (AWS Backup's ListProtectedResources)."""
+        with self.store.transaction() as conn:
+            points = self.store.list_recovery_points(conn)  # newest first
+        latest: dict[str, Row] = {}
+        for point in points:
+            latest.setdefault(point["resource_arn"], point)
+        return [self._protected_out(p) for p in sorted(latest.values(), key=lambda p: str(p["resource_arn"]))]
+
+    def describe_protected_resource(self, resource_arn: str) -> dict[str, Any]:
+        with self.store.transaction() as conn:
+            points = self.store.list_recovery_points(conn, resource_arn=resource_arn)
+            if not points:
+                raise ResourceNotFound(f"resource {resource_arn} has no recovery points", field="ResourceArn")
+            arns_of_resource = {
+                p["recovery_point_arn"]
+                for p in self.store.list_recovery_points(conn, resource_arn=resource_arn, include_deleted=True)
+            }
+            restores = [r for r in self.store.list_restore_jobs(conn) if r["recovery_point_arn"] in arns_of_resource]
+        out = self._protected_out(points[0])
+        if restores:
+            newest = restores[0]
+            out["LatestRestoreJobCreationDate"] = newest["creation_date"]
+            if newest["completion_date"]:
+                minutes = (newest["completion_date"] - newest["creation_date"]).total_seconds() / 60
+                out["LatestRestoreExecutionTimeMinutes"] = max(1, round(minutes))
+        return out
+
+    def _protected_out(self, point: Row) -> dict[str, Any]:
+        out = {
+            "ResourceArn": point["resource_arn"],
+            "ResourceType": point["resource_type"],
+            "LastBackupTime": point["creation_date"],
+            "LastRecoveryPointArn": point["recovery_point_arn"],
+            "LastBackupVaultArn": arns.vault_arn(self.region, self.account_id, point["backup_vault_name"]),
+        }
+        if point["resource_name"]:
+            out["ResourceName"] = point["resource_name"]
+        return out
+
+    def get_recovery_point_restore_metadata(self, vault: str, arn: str) -> dict[str, Any]:
+        """The metadata a restore of this point would use by default, in StartRestoreJob's keys."""
+        with self.store.transaction() as conn:
+            row = self.store.get_recovery_point(conn, arn)
+        if row["backup_vault_name"] != vault:
+            raise ResourceNotFound(
+                f"recovery point {arn} not found in backup vault '{vault}'", field="RecoveryPointArn"
+            )
+        config = row["instance"] or {}
+        meta: dict[str, str] = {}
+        for key in ("InstanceType", "SubnetId", "VpcId", "KeyName"):
+            if config.get(key):
+                meta[key] = str(config[key])
+        if config.get("SecurityGroupIds"):
+            meta["SecurityGroupIds"] = json.dumps(config["SecurityGroupIds"])
+        placement = {
+            k: v
+            for k, v in (("AvailabilityZone", config.get("AvailabilityZone")), ("Tenancy", config.get("Tenancy")))
+            if v
+        }
+        if placement:
+            meta["Placement"] = json.dumps(placement)
+        meta["EbsOptimized"] = "true" if config.get("EbsOptimized") else "false"
+        if config.get("IamInstanceProfileArn"):
+            meta["IamInstanceProfileName"] = "UseBackedUpValue"
+        return {
+            "BackupVaultArn": arns.vault_arn(self.region, self.account_id, vault),
+            "RecoveryPointArn": arn,
+            "ResourceType": row["resource_type"],
+            "RestoreMetadata": meta,
+        }
+
     # -- restores ------------------------------------------------------------------------------------------
     def start_restore_job(
         self,
@@ -622,6 +720,36 @@ class BackupService:
     def list_restore_jobs(self, status: str | None = None) -> list[dict[str, Any]]:
         with self.store.transaction() as conn:
             return [self._restore_out(r) for r in self.store.list_restore_jobs(conn, status=status)]
+
+    def get_restore_job_metadata(self, job_id: str) -> dict[str, Any]:
+        with self.store.transaction() as conn:
+            row = self.store.get_restore_job(conn, job_id)
+        return {"RestoreJobId": job_id, "Metadata": {k: str(v) for k, v in row["metadata"].items()}}
+
+    def list_restore_jobs_by_resource(
+        self,
+        resource_arn: str,
+        status: str | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        with self.store.transaction() as conn:
+            points = {
+                p["recovery_point_arn"]: p
+                for p in self.store.list_recovery_points(conn, resource_arn=resource_arn, include_deleted=True)
+            }
+            jobs = self.store.list_restore_jobs(conn, status=status)
+        out = []
+        for job in jobs:
+            point = points.get(job["recovery_point_arn"])
+            if (
+                point is None
+                or (after and point["creation_date"] <= after)
+                or (before and point["creation_date"] >= before)
+            ):
+                continue
+            out.append(self._restore_out(job))
+        return out
 
     @staticmethod
     def _restore_out(r: Row) -> dict[str, Any]:

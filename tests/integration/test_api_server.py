@@ -153,3 +153,37 @@ def test_plan_lifecycle_stop_and_listings_through_boto3(sk: Snapkeep, api: str, 
     drain(sk)
     assert backup.describe_backup_job(BackupJobId=job["BackupJobId"])["State"] == "ABORTED"
     assert backup.list_restore_jobs()["RestoreJobs"] == []
+
+
+def test_templates_protected_resources_and_restore_metadata_through_boto3(sk: Snapkeep, api: str) -> None:
+    backup = client(api)
+    template = '{"BackupPlanName": "t", "Rules": [{"RuleName": "r", "TargetBackupVaultName": "main"}]}'
+    plan_doc = backup.get_backup_plan_from_json(BackupPlanTemplateJson=template)["BackupPlan"]
+    assert plan_doc["Rules"][0]["ScheduleExpression"] == "cron(0 5 ? * * *)"
+    with pytest.raises(backup.exceptions.InvalidParameterValueException):
+        backup.get_backup_plan_from_json(BackupPlanTemplateJson="{not json")
+    plan_id = backup.create_backup_plan(BackupPlan=plan_doc)["BackupPlanId"]
+    exported = backup.export_backup_plan_template(BackupPlanId=plan_id)["BackupPlanTemplateJson"]
+    assert backup.get_backup_plan_from_json(BackupPlanTemplateJson=exported)["BackupPlan"] == plan_doc
+
+    target = tagged_instances(sk, "backup", "daily")[0]
+    job = backup.start_backup_job(BackupVaultName="main", ResourceArn=target, IamRoleArn=ROLE)
+    drain(sk)
+    point_arn = backup.describe_backup_job(BackupJobId=job["BackupJobId"])["RecoveryPointArn"]
+    protected = backup.list_protected_resources()["Results"]
+    assert [(r["ResourceArn"], r["LastRecoveryPointArn"]) for r in protected] == [(target, point_arn)]
+    with pytest.raises(backup.exceptions.ResourceNotFoundException):
+        backup.describe_protected_resource(ResourceArn=target.replace("i-", "i-0000"))
+
+    # The default restore metadata is valid input for a restore, as in AWS Backup's console flow.
+    metadata = backup.get_recovery_point_restore_metadata(BackupVaultName="main", RecoveryPointArn=point_arn)
+    assert metadata["ResourceType"] == "EC2" and metadata["RestoreMetadata"]["InstanceType"]
+    restore = backup.start_restore_job(RecoveryPointArn=point_arn, Metadata=metadata["RestoreMetadata"])
+    drain(sk)
+    assert backup.describe_restore_job(RestoreJobId=restore["RestoreJobId"])["Status"] == "COMPLETED"
+    stored = backup.get_restore_job_metadata(RestoreJobId=restore["RestoreJobId"])["Metadata"]
+    assert stored["InstanceType"] == metadata["RestoreMetadata"]["InstanceType"]
+    by_resource = backup.list_restore_jobs_by_protected_resource(ResourceArn=target)["RestoreJobs"]
+    assert [r["RestoreJobId"] for r in by_resource] == [restore["RestoreJobId"]]
+    described = backup.describe_protected_resource(ResourceArn=target)
+    assert described["LastRecoveryPointArn"] == point_arn and "LatestRestoreJobCreationDate" in described

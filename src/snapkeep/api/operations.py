@@ -17,8 +17,9 @@ from snapkeep.service import BackupService
 Handler = Callable[[BackupService, Mapping[str, Any]], dict[str, Any]]
 
 
-def paginate(items: Sequence[dict[str, Any]], params: Mapping[str, Any], key: str,
-             default_max: int = 1000) -> dict[str, Any]:
+def paginate(
+    items: Sequence[dict[str, Any]], params: Mapping[str, Any], key: str, default_max: int = 1000
+) -> dict[str, Any]:
     """AWS-style paging: an opaque NextToken (the offset, base64) and MaxResults (1-1000)."""
     start = 0
     token = params.get("NextToken")
@@ -30,7 +31,7 @@ def paginate(items: Sequence[dict[str, Any]], params: Mapping[str, Any], key: st
         if not 0 <= start <= len(items):
             raise InvalidParameterValue("NextToken is not valid", field="NextToken")
     size = int(params.get("MaxResults") or default_max)
-    page = list(items[start:start + size])
+    page = list(items[start : start + size])
     out: dict[str, Any] = {key: page}
     if start + size < len(items):
         out["NextToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
@@ -38,8 +39,9 @@ def paginate(items: Sequence[dict[str, Any]], params: Mapping[str, Any], key: st
 
 
 def _create_vault(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
-    return svc.create_backup_vault(p["BackupVaultName"], p.get("BackupVaultTags"), p.get("EncryptionKeyArn"),
-                                   p.get("CreatorRequestId"))
+    return svc.create_backup_vault(
+        p["BackupVaultName"], p.get("BackupVaultTags"), p.get("EncryptionKeyArn"), p.get("CreatorRequestId")
+    )
 
 
 def _describe_vault(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,8 +74,7 @@ def _delete_plan(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _list_plans(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
-    rows = [{k: v for k, v in r.items() if v is not None}
-            for r in svc.list_backup_plans(bool(p.get("IncludeDeleted")))]
+    rows = [{k: v for k, v in r.items() if v is not None} for r in svc.list_backup_plans(bool(p.get("IncludeDeleted")))]
     return paginate(rows, p, "BackupPlansList")
 
 
@@ -101,9 +102,15 @@ def _list_selections(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]
 
 def _start_backup_job(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
     return svc.start_backup_job(
-        p["BackupVaultName"], p["ResourceArn"], p["IamRoleArn"], idempotency_token=p.get("IdempotencyToken"),
-        start_window_minutes=p.get("StartWindowMinutes"), complete_window_minutes=p.get("CompleteWindowMinutes"),
-        lifecycle=p.get("Lifecycle"), recovery_point_tags=p.get("RecoveryPointTags"))
+        p["BackupVaultName"],
+        p["ResourceArn"],
+        p["IamRoleArn"],
+        idempotency_token=p.get("IdempotencyToken"),
+        start_window_minutes=p.get("StartWindowMinutes"),
+        complete_window_minutes=p.get("CompleteWindowMinutes"),
+        lifecycle=p.get("Lifecycle"),
+        recovery_point_tags=p.get("RecoveryPointTags"),
+    )
 
 
 def _describe_backup_job(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,9 +118,14 @@ def _describe_backup_job(svc: BackupService, p: Mapping[str, Any]) -> dict[str, 
 
 
 def _list_backup_jobs(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
-    jobs = svc.list_backup_jobs(state=p.get("ByState"), vault=p.get("ByBackupVaultName"),
-                                resource_arn=p.get("ByResourceArn"), resource_type=p.get("ByResourceType"),
-                                created_after=p.get("ByCreatedAfter"), created_before=p.get("ByCreatedBefore"))
+    jobs = svc.list_backup_jobs(
+        state=p.get("ByState"),
+        vault=p.get("ByBackupVaultName"),
+        resource_arn=p.get("ByResourceArn"),
+        resource_type=p.get("ByResourceType"),
+        created_after=p.get("ByCreatedAfter"),
+        created_before=p.get("ByCreatedBefore"),
+    )
     if p.get("ByAccountId"):
         jobs = [j for j in jobs if j["AccountId"] == p["ByAccountId"]]
     return paginate(jobs, p, "BackupJobs")
@@ -132,14 +144,28 @@ def _list_points_by_vault(svc: BackupService, p: Mapping[str, Any]) -> dict[str,
 
 
 def _list_points_by_resource(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
-    points = [{k: v for k, v in r.items() if k in _BY_RESOURCE_MEMBERS}
-              for r in svc.list_recovery_points(None, p["ResourceArn"])]
+    points = [
+        {k: v for k, v in r.items() if k in _BY_RESOURCE_MEMBERS}
+        for r in svc.list_recovery_points(None, p["ResourceArn"])
+    ]
     return paginate(points, p, "RecoveryPoints")
 
 
-_BY_RESOURCE_MEMBERS = frozenset({"RecoveryPointArn", "CreationDate", "Status", "StatusMessage",
-                                  "EncryptionKeyArn", "BackupSizeBytes", "BackupVaultName", "IsParent",
-                                  "ParentRecoveryPointArn", "ResourceName", "VaultType"})
+_BY_RESOURCE_MEMBERS = frozenset(
+    {
+        "RecoveryPointArn",
+        "CreationDate",
+        "Status",
+        "StatusMessage",
+        "EncryptionKeyArn",
+        "BackupSizeBytes",
+        "BackupVaultName",
+        "IsParent",
+        "ParentRecoveryPointArn",
+        "ResourceName",
+        "VaultType",
+    }
+)
 
 
 def _describe_point(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
@@ -156,9 +182,14 @@ def _update_point_lifecycle(svc: BackupService, p: Mapping[str, Any]) -> dict[st
 
 
 def _start_restore(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
-    return svc.start_restore_job(p["RecoveryPointArn"], p["Metadata"], resource_type=p.get("ResourceType"),
-                                 iam_role_arn=p.get("IamRoleArn"), idempotency_token=p.get("IdempotencyToken"),
-                                 copy_source_tags=bool(p.get("CopySourceTagsToRestoredResource")))
+    return svc.start_restore_job(
+        p["RecoveryPointArn"],
+        p["Metadata"],
+        resource_type=p.get("ResourceType"),
+        iam_role_arn=p.get("IamRoleArn"),
+        idempotency_token=p.get("IdempotencyToken"),
+        copy_source_tags=bool(p.get("CopySourceTagsToRestoredResource")),
+    )
 
 
 def _describe_restore(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,6 +202,40 @@ def _list_restores(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
 
 def _supported_types(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
     return {"ResourceTypes": ["EC2"]}
+
+
+def _plan_from_json(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.get_backup_plan_from_json(p["BackupPlanTemplateJson"])
+
+
+def _export_plan(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.export_backup_plan_template(p["BackupPlanId"])
+
+
+def _list_protected(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return paginate(svc.list_protected_resources(), p, "Results")
+
+
+def _describe_protected(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.describe_protected_resource(p["ResourceArn"])
+
+
+def _restore_metadata(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.get_recovery_point_restore_metadata(p["BackupVaultName"], p["RecoveryPointArn"])
+
+
+def _restore_job_metadata(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.get_restore_job_metadata(p["RestoreJobId"])
+
+
+def _restores_by_resource(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    jobs = svc.list_restore_jobs_by_resource(
+        p["ResourceArn"],
+        p.get("ByStatus"),
+        p.get("ByRecoveryPointCreationDateAfter"),
+        p.get("ByRecoveryPointCreationDateBefore"),
+    )
+    return paginate(jobs, p, "RestoreJobs")
 
 
 OPERATIONS: dict[str, Handler] = {
@@ -201,4 +266,11 @@ OPERATIONS: dict[str, Handler] = {
     "DescribeRestoreJob": _describe_restore,
     "ListRestoreJobs": _list_restores,
     "GetSupportedResourceTypes": _supported_types,
+    "GetBackupPlanFromJSON": _plan_from_json,
+    "ExportBackupPlanTemplate": _export_plan,
+    "ListProtectedResources": _list_protected,
+    "DescribeProtectedResource": _describe_protected,
+    "GetRecoveryPointRestoreMetadata": _restore_metadata,
+    "GetRestoreJobMetadata": _restore_job_metadata,
+    "ListRestoreJobsByProtectedResource": _restores_by_resource,
 }
