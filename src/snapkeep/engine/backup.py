@@ -24,7 +24,7 @@ from snapkeep.domain.errors import AlreadyExists, SnapkeepError
 from snapkeep.domain.jobs import BackupJobState, JobWindows, window_verdict
 from snapkeep.domain.plans import lifecycle_from_aws_json
 from snapkeep.domain.retention import calculated_lifecycle
-from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob
+from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob, advance_with_reload
 
 GIB = 1024**3
 MAX_CLEANUP_ATTEMPTS = 5
@@ -38,12 +38,7 @@ class JobFailed(SnapkeepError):
 
 def run_backup_job(ctx: EngineContext, job_id: str) -> Outcome:
     """Advance one backup job as far as it can go now; return when to look at it again."""
-    for _ in range(20):  # each pass reloads the job; a stale write (stop request) restarts from the new state
-        try:
-            return _advance(ctx, _load(ctx, job_id))
-        except StaleJob:
-            continue
-    return RetryAt(ctx.clock())
+    return advance_with_reload(ctx, lambda: _load(ctx, job_id), _advance)
 
 
 def _load(ctx: EngineContext, job_id: str) -> Job:

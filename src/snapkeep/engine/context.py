@@ -38,6 +38,18 @@ class LeaseGuard:
 
 
 _current = threading.local()
+MAX_RELOADS = 20
+
+
+def advance_with_reload(ctx: EngineContext, load: Callable[[], dict[str, Any]],
+                        advance: Callable[[EngineContext, dict[str, Any]], Outcome]) -> Outcome:
+    """Run one pass of a job; a stale write (a stop request, another writer) reloads the job and decides again."""
+    for _ in range(MAX_RELOADS):
+        try:
+            return advance(ctx, load())
+        except StaleJob:
+            continue
+    return RetryAt(ctx.clock())
 
 
 def bind_guard(guard: LeaseGuard | None) -> None:

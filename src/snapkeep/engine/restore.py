@@ -29,7 +29,7 @@ from snapkeep.domain.arn import instance_arn, volume_arn
 from snapkeep.domain.errors import InvalidParameterValue, ResourceNotFound, SnapkeepError
 from snapkeep.domain.jobs import RestoreJobStatus
 from snapkeep.domain.restore_metadata import NO_PROFILE, USE_BACKED_UP_VALUE
-from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob
+from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob, advance_with_reload
 
 log = logging.getLogger("snapkeep.restore")
 
@@ -53,12 +53,7 @@ class RestoreFailed(SnapkeepError):
 
 def run_restore_job(ctx: EngineContext, job_id: str) -> Outcome:
     """Advance one restore job as far as it can go now; return when to look at it again."""
-    for _ in range(20):  # a stale write means the job changed: reload it and decide again
-        try:
-            return _advance(ctx, _load(ctx, job_id))
-        except StaleJob:
-            continue
-    return RetryAt(ctx.clock())
+    return advance_with_reload(ctx, lambda: _load(ctx, job_id), _advance)
 
 
 def _load(ctx: EngineContext, job_id: str) -> Job:
