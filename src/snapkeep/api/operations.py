@@ -6,36 +6,12 @@ the protocol layer turns both into bytes. Operations not in the registry answer 
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from snapkeep.domain.errors import InvalidParameterValue
+from snapkeep.api import ops_governance, ops_notifications, ops_reports
+from snapkeep.api.handler import Handler, paginate
 from snapkeep.service import BackupService
-
-Handler = Callable[[BackupService, Mapping[str, Any]], dict[str, Any]]
-
-
-def paginate(
-    items: Sequence[dict[str, Any]], params: Mapping[str, Any], key: str, default_max: int = 1000
-) -> dict[str, Any]:
-    """AWS-style paging: an opaque NextToken (the offset, base64) and MaxResults (1-1000)."""
-    start = 0
-    token = params.get("NextToken")
-    if token:
-        try:
-            start = int(base64.urlsafe_b64decode(str(token).encode()).decode())
-        except (ValueError, binascii.Error) as exc:
-            raise InvalidParameterValue("NextToken is not valid", field="NextToken") from exc
-        if not 0 <= start <= len(items):
-            raise InvalidParameterValue("NextToken is not valid", field="NextToken")
-    size = int(params.get("MaxResults") or default_max)
-    page = list(items[start : start + size])
-    out: dict[str, Any] = {key: page}
-    if start + size < len(items):
-        out["NextToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
-    return out
 
 
 def _create_vault(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,3 +250,6 @@ OPERATIONS: dict[str, Handler] = {
     "GetRestoreJobMetadata": _restore_job_metadata,
     "ListRestoreJobsByProtectedResource": _restores_by_resource,
 }
+OPERATIONS.update(ops_governance.OPERATIONS)
+OPERATIONS.update(ops_notifications.OPERATIONS)
+OPERATIONS.update(ops_reports.OPERATIONS)

@@ -64,6 +64,11 @@ backup_vaults = sa.Table(
     sa.Column("lock_max_retention_days", sa.Integer(), nullable=True),
     sa.Column("lock_date", UTCDateTime(), nullable=True),
     sa.Column("locked", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # The resource policy as the client sent it (a JSON document string), and SNS notifications: the topic and
+    # the BackupVaultEvents it is told about.
+    sa.Column("access_policy", sa.Text(), nullable=True),
+    sa.Column("notification_topic_arn", sa.String(2048), nullable=True),
+    sa.Column("notification_events", sa.JSON(), nullable=True),
     _created(),
 )
 
@@ -244,5 +249,56 @@ api_keys = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),  # admin, operator, viewer
     sa.Column("secret_ciphertext", sa.String(128), nullable=False),
     sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    _created(),
+)
+
+# Legal holds: a hold keeps every recovery point it names (chosen when the hold is created) from deletion by any
+# path until it is canceled.
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("legal_hold_id", sa.String(64), primary_key=True),
+    sa.Column("arn", sa.String(2048), nullable=False, unique=True),
+    sa.Column("title", sa.String(256), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # CREATING, ACTIVE, CANCELING, CANCELED
+    sa.Column("idempotency_token", sa.String(255), nullable=True, unique=True),
+    sa.Column("recovery_point_selection", sa.JSON(), nullable=True),
+    sa.Column("tags", sa.JSON(), nullable=False),
+    sa.Column("cancel_description", sa.Text(), nullable=True),
+    sa.Column("cancellation_date", UTCDateTime(), nullable=True),
+    sa.Column("retain_record_until", UTCDateTime(), nullable=True),
+    _created(),
+)
+
+legal_hold_points = sa.Table(
+    "legal_hold_points",
+    metadata,
+    sa.Column("legal_hold_id", sa.String(64), sa.ForeignKey("legal_holds.legal_hold_id"), primary_key=True),
+    sa.Column("recovery_point_arn", sa.String(2048), primary_key=True, index=True),
+)
+
+# Describe/UpdateRegionSettings: one row per setting (ResourceTypeOptInPreference,
+# ResourceTypeManagementPreference), the value in AWS's JSON shape.
+region_settings = sa.Table(
+    "region_settings",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.JSON(), nullable=False),
+)
+
+# The notifications outbox: written in the same transaction as the event it reports, published to SNS by a
+# worker afterwards, so a crash neither loses nor invents a notification.
+vault_events = sa.Table(
+    "vault_events",
+    metadata,
+    sa.Column("event_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("backup_vault_name", sa.String(50), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("topic_arn", sa.String(2048), nullable=False),
+    sa.Column("message", sa.JSON(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True, index=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text(), nullable=True),
     _created(),
 )

@@ -10,11 +10,11 @@ import base64
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from snapkeep.catalog.store import CatalogStore, Row
+from snapkeep.catalog.store import Row
 from snapkeep.domain import arn as arns
 from snapkeep.domain.errors import (
     Conflict,
@@ -32,6 +32,11 @@ from snapkeep.domain.vaults import validate_vault_name
 from snapkeep.engine.queue import TaskQueue
 from snapkeep.engine.restore import pick_volume
 from snapkeep.engine.runs import create_backup_job, new_job_id
+from snapkeep.service.base import ServiceBase
+from snapkeep.service.base import require as _require
+from snapkeep.service.governance import GovernanceOperations
+from snapkeep.service.notifications import NotificationOperations
+from snapkeep.service.reports import ReportOperations
 
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
 
@@ -40,24 +45,8 @@ def _version_id() -> str:
     return base64.b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes[:8]).decode().rstrip("=").replace("/", "A")
 
 
-def _require(value: Any, field: str) -> Any:
-    if value is None or value == "":
-        raise MissingParameterValue(f"{field} is required", field=field)
-    return value
-
-
-class BackupService:
-    def __init__(
-        self,
-        store: CatalogStore,
-        region: str,
-        account_id: str,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.store = store
-        self.region = region
-        self.account_id = account_id
-        self.clock = clock
+class BackupService(GovernanceOperations, NotificationOperations, ReportOperations, ServiceBase):
+    """Every operation; the areas beyond vaults, plans, jobs, recovery points and restores live in their mixins."""
 
     # -- protected accounts ------------------------------------------------------------------------------
     def put_protected_account(self, account_id: str, regions: list[str], role_arn: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,7 @@
+"""Tag, region settings and job summary operations."""
+
+from __future__ import annotations
+
+from snapkeep.api.handler import Handler
+
+OPERATIONS: dict[str, Handler] = {}
