@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from snapkeep.catalog import db, tables
 from snapkeep.catalog.store import CatalogStore
-from snapkeep.domain.errors import AlreadyExists, Conflict, InvalidParameterValue, InvalidRequest, ResourceNotFound
+from snapkeep.domain.errors import AlreadyExists, InvalidParameterValue, InvalidRequest, ResourceNotFound
 from snapkeep.engine import scheduler
 from snapkeep.engine.queue import TaskQueue
 from snapkeep.service import BackupService
@@ -98,7 +98,7 @@ def test_plan_versions_and_deletion(service: BackupService, clock: Clock) -> Non
     service.create_backup_vault("main")
     created = service.create_backup_plan(plan_json())
     plan_id = created["BackupPlanId"]
-    with pytest.raises(Conflict):
+    with pytest.raises(AlreadyExists):
         service.create_backup_plan(plan_json())
     changed = plan_json()
     changed["Rules"][0]["ScheduleExpression"] = "cron(30 6 ? * * *)"

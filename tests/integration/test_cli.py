@@ -340,3 +340,34 @@ def test_restore_defaults_to_no_tags_takes_a_metadata_file_and_fails_loudly(serv
     waited = snapkeep(served, "restore", "wait", job_id, "--json")
     assert waited.returncode == 1 and json.loads(waited.stdout)["Status"] == "FAILED"
     assert f"Restore job {job_id} ended FAILED" in waited.stderr
+
+
+def test_governance_commands_work_on_the_local_catalog(tmp_path: Path) -> None:
+    assert snapkeep(tmp_path, "vault", "create", "main").returncode == 0
+    locked = snapkeep(tmp_path, "vault", "lock", "put", "main", "--min-days", "7", "--changeable-for-days", "3")
+    assert locked.returncode == 0, locked.stderr
+    assert "compliance mode" in locked.stdout
+    vault = json.loads(snapkeep(tmp_path, "vault", "describe", "main", "--json").stdout)
+    assert vault["Locked"] is True and vault["MinRetentionDays"] == 7 and "LockDate" in vault
+    no_min = snapkeep(tmp_path, "vault", "lock", "put", "main")
+    assert no_min.returncode == 2 and "--min-days" in no_min.stderr
+
+    arn = vault["BackupVaultArn"]
+    assert snapkeep(tmp_path, "tag", "add", arn, "team=ops", "cost-centre=42").returncode == 0
+    assert json.loads(snapkeep(tmp_path, "tag", "list", arn, "--json").stdout) == {"team": "ops",
+                                                                                  "cost-centre": "42"}
+    table = snapkeep(tmp_path, "tag", "list", arn)
+    assert next(line for line in table.stdout.splitlines() if "cost-centre" in line).count("42") == 1
+
+    hold = snapkeep(tmp_path, "legal-hold", "create", "--title", "Audit", "--description", "yearly audit",
+                    "--vault", "main", "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-31T00:00:00Z", "--json")
+    assert hold.returncode == 0, hold.stderr
+    created = json.loads(hold.stdout)
+    assert created["RecoveryPointSelection"]["DateRange"] == {"FromDate": "2026-01-01T00:00:00Z",
+                                                             "ToDate": "2026-01-31T00:00:00Z"}
+    listed = snapkeep(tmp_path, "legal-hold", "list")
+    assert created["LegalHoldId"][:20] in listed.stdout and "Audit" in listed.stdout
+    half = snapkeep(tmp_path, "legal-hold", "create", "--title", "x", "--description", "y", "--to",
+                    "2026-01-31T00:00:00Z")
+    assert half.returncode == 2 and "--from: is required with --to" in one_line(half.stderr)
+    assert len(json.loads(snapkeep(tmp_path, "legal-hold", "list", "--json").stdout)) == 1

@@ -11,8 +11,11 @@ from hypothesis import strategies as st
 from snapkeep.domain.errors import InvalidParameterValue, InvalidRequest, MissingParameterValue
 from snapkeep.domain.vaults import (
     VaultLock,
+    check_delete_against_lock,
+    check_lifecycle_against_lock,
     check_lock_change,
     check_retention_against_lock,
+    describe_lock,
     lock_from_request,
     lock_mode,
     validate_vault_name,
@@ -173,3 +176,76 @@ def test_retention_check_accepts_exactly_the_closed_range(low: int | None, high:
         assert not expected
     else:
         assert expected
+
+
+# --- what a locked vault refuses ---------------------------------------------------------------------------
+
+def test_lock_descriptions_follow_the_mode() -> None:
+    assert describe_lock(lock_from_request(7, None, None, NOW), NOW) == "Vault Lock in governance mode"
+    compliance = lock_from_request(7, None, 3, NOW)
+    assert describe_lock(compliance, NOW) == "Vault Lock in compliance mode (changeable until 2022-01-04T20:00:00Z)"
+    assert describe_lock(compliance, NOW + timedelta(days=3)) == (
+        "Vault Lock in compliance mode (immutable since 2022-01-04T20:00:00Z)")
+
+
+def test_no_lock_lets_points_be_deleted() -> None:
+    check_delete_against_lock(None, "main", NOW)
+
+
+@pytest.mark.parametrize(("changeable", "later", "fragment"), [
+    (None, 0, "remove the lock first"),
+    (3, 1, "remove the lock first"),
+    (3, 3, "the lock is immutable"),
+])
+def test_every_lock_mode_refuses_deleting_points(changeable: int | None, later: int, fragment: str) -> None:
+    lock = lock_from_request(1, None, changeable, NOW)
+    with pytest.raises(InvalidRequest) as caught:
+        check_delete_against_lock(lock, "main", NOW + timedelta(days=later))
+    assert caught.value.field == "RecoveryPointArn"
+    assert "backup vault 'main' is protected by Vault Lock" in caught.value.message
+    assert fragment in caught.value.message
+
+
+def test_lifecycle_in_a_locked_vault_may_grow_within_the_bounds() -> None:
+    lock = lock_from_request(7, 35, None, NOW)
+    check_lifecycle_against_lock(None, "main", 10, 1, NOW)
+    check_lifecycle_against_lock(lock, "main", 10, 20, NOW)
+    check_lifecycle_against_lock(lock, "main", 10, 35, NOW)
+    check_lifecycle_against_lock(lock, "main", 3, 7, NOW)  # saved before the lock, brought into its bounds
+    check_lifecycle_against_lock(lock, "main", 100, 100, NOW)  # unchanged retention, even outside the bounds
+    check_lifecycle_against_lock(lock, "main", None, -1, NOW)
+    check_lifecycle_against_lock(lock_from_request(7, None, None, NOW), "main", 10, None, NOW)
+
+
+@pytest.mark.parametrize(("low", "high", "old", "new", "fragment"), [
+    (7, 35, 20, 10, "cannot be shortened (20 days -> 10 days)"),
+    (7, 35, None, 30, "cannot be shortened (kept forever -> 30 days)"),
+    (7, None, -1, 30, "cannot be shortened (kept forever -> 30 days)"),
+    (7, 35, 20, 36, "36 days is longer than MaxRetentionDays (35)"),
+    (7, 35, 20, None, "cannot be kept forever"),
+    (7, 35, 3, 5, "5 days is shorter than MinRetentionDays (7)"),
+])
+def test_lifecycle_in_a_locked_vault_cannot_shrink_or_leave_the_bounds(
+        low: int | None, high: int | None, old: int | None, new: int | None, fragment: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        check_lifecycle_against_lock(lock_from_request(low, high, None, NOW), "main", old, new, NOW)
+    assert caught.value.field == "Lifecycle.DeleteAfterDays"
+    assert "backup vault 'main' is protected by Vault Lock in governance mode" in caught.value.message
+    assert fragment in caught.value.message
+
+
+@given(st.one_of(st.none(), st.integers(1, 400)), st.one_of(st.none(), st.integers(1, 400)),
+       st.one_of(st.none(), st.integers(1, 400)), st.one_of(st.none(), st.integers(1, 400)))
+def test_a_locked_vault_never_lets_retention_shrink(low: int | None, high: int | None, old: int | None,
+                                                    new: int | None) -> None:
+    if low is not None and high is not None and low > high:
+        low, high = high, low
+    lock = lock_from_request(low, high, None, NOW)
+    try:
+        check_lifecycle_against_lock(lock, "main", old, new, NOW)
+    except InvalidRequest:
+        return
+    forever = 10**9
+    assert (forever if new is None else new) >= (forever if old is None else old)
+    if new != old and new is not None:
+        assert (low is None or new >= low) and (high is None or new <= high)

@@ -11,6 +11,7 @@ from typing import Any
 
 from snapkeep.api import ops_governance, ops_notifications, ops_reports
 from snapkeep.api.handler import Handler, paginate
+from snapkeep.domain.errors import InvalidParameterValue, InvalidRequest
 from snapkeep.service import BackupService
 
 
@@ -77,6 +78,7 @@ def _list_selections(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _start_backup_job(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    _check_backup_options(p)
     return svc.start_backup_job(
         p["BackupVaultName"],
         p["ResourceArn"],
@@ -89,22 +91,49 @@ def _start_backup_job(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any
     )
 
 
+def _check_backup_options(p: Mapping[str, Any]) -> None:
+    """Refuse what Snapkeep would otherwise silently ignore: VSS values other than AWS's two, indexing, and
+    logically air-gapped vaults."""
+    for key, value in (p.get("BackupOptions") or {}).items():
+        if key != "WindowsVSS":
+            raise InvalidParameterValue(
+                f"BackupOptions: '{key}' is not a backup option for EC2 (only WindowsVSS)", field="BackupOptions"
+            )
+        if value not in ("enabled", "disabled"):
+            raise InvalidParameterValue(
+                f"BackupOptions.WindowsVSS: must be 'enabled' or 'disabled'; got '{value}'",
+                field="BackupOptions.WindowsVSS",
+            )
+    if p.get("Index") == "ENABLED":
+        raise InvalidRequest("Index: Snapkeep does not support backup indexes yet", field="Index")
+    if p.get("LogicallyAirGappedBackupVaultArn"):
+        raise InvalidRequest(
+            "LogicallyAirGappedBackupVaultArn: Snapkeep does not support logically air-gapped vaults yet",
+            field="LogicallyAirGappedBackupVaultArn",
+        )
+
+
 def _describe_backup_job(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
     return svc.describe_backup_job(p["BackupJobId"])
 
 
 def _list_backup_jobs(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
-    jobs = svc.list_backup_jobs(
+    jobs, token = svc.list_backup_jobs_page(
+        max_results=int(p.get("MaxResults") or 1000),
+        next_token=p.get("NextToken"),
         state=p.get("ByState"),
         vault=p.get("ByBackupVaultName"),
         resource_arn=p.get("ByResourceArn"),
         resource_type=p.get("ByResourceType"),
+        account_id=p.get("ByAccountId"),
         created_after=p.get("ByCreatedAfter"),
         created_before=p.get("ByCreatedBefore"),
+        complete_after=p.get("ByCompleteAfter"),
+        complete_before=p.get("ByCompleteBefore"),
+        parent_job_id=p.get("ByParentJobId"),
+        message_category=p.get("ByMessageCategory"),
     )
-    if p.get("ByAccountId"):
-        jobs = [j for j in jobs if j["AccountId"] == p["ByAccountId"]]
-    return paginate(jobs, p, "BackupJobs")
+    return {"BackupJobs": jobs, "NextToken": token} if token else {"BackupJobs": jobs}
 
 
 def _stop_backup_job(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:

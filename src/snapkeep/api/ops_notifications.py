@@ -2,6 +2,29 @@
 
 from __future__ import annotations
 
-from snapkeep.api.handler import Handler
+from collections.abc import Mapping
+from typing import Any
 
-OPERATIONS: dict[str, Handler] = {}
+from snapkeep.api.handler import Handler
+from snapkeep.service import BackupService
+
+
+def _put(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    svc.put_backup_vault_notifications(p["BackupVaultName"], p.get("SNSTopicArn", ""), p.get("BackupVaultEvents"))
+    return {}
+
+
+def _get(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    return svc.get_backup_vault_notifications(p["BackupVaultName"])
+
+
+def _delete(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
+    svc.delete_backup_vault_notifications(p["BackupVaultName"])
+    return {}
+
+
+OPERATIONS: dict[str, Handler] = {
+    "PutBackupVaultNotifications": _put,
+    "GetBackupVaultNotifications": _get,
+    "DeleteBackupVaultNotifications": _delete,
+}

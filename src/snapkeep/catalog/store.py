@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from snapkeep.catalog import events
 from snapkeep.catalog import tables as t
 from snapkeep.domain.errors import AlreadyExists, ResourceNotFound
 
@@ -261,6 +262,7 @@ class CatalogStore:
             if row is None:
                 raise
             return row
+        events.backup_job_inserted(conn, values)
         return self.get_job(conn, values["job_id"])
 
     def get_job(self, conn: Connection, job_id: str) -> Row:
@@ -270,6 +272,7 @@ class CatalogStore:
         self, conn: Connection, job_id: str, values: Mapping[str, Any], expect_version: int | None = None
     ) -> bool:
         """Write a job and bump its version; with `expect_version`, only if nobody wrote it since (False if not)."""
+        events.backup_job_changing(conn, job_id, values, expect_version)
         stmt = t.backup_jobs.update().where(t.backup_jobs.c.job_id == job_id)
         if expect_version is not None:
             stmt = stmt.where(t.backup_jobs.c.version == expect_version)
@@ -359,6 +362,7 @@ class CatalogStore:
         return [dict(r) for r in rows.mappings()]
 
     def update_recovery_point(self, conn: Connection, arn: str, values: Mapping[str, Any]) -> None:
+        events.recovery_point_changing(conn, arn, values)
         self._update(conn, t.recovery_points, {"recovery_point_arn": arn}, values)
 
     # -- restore jobs ----------------------------------------------------------------------------------
@@ -377,6 +381,7 @@ class CatalogStore:
             if row is None:
                 raise
             return row
+        events.restore_job_inserted(conn, values)
         return self.get_restore_job(conn, values["restore_job_id"])
 
     def get_restore_job(self, conn: Connection, job_id: str) -> Row:
@@ -385,6 +390,7 @@ class CatalogStore:
     def update_restore_job(
         self, conn: Connection, job_id: str, values: Mapping[str, Any], expect_version: int | None = None
     ) -> bool:
+        events.restore_job_changing(conn, job_id, values, expect_version)
         stmt = t.restore_jobs.update().where(t.restore_jobs.c.restore_job_id == job_id)
         if expect_version is not None:
             stmt = stmt.where(t.restore_jobs.c.version == expect_version)

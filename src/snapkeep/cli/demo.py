@@ -11,9 +11,10 @@ from typing import Any
 
 from snapkeep.app import Snapkeep
 from snapkeep.aws import ec2 as ec2api
-from snapkeep.cli.main import wait_for_backup, wait_for_restore
+from snapkeep.cli.backend import LocalBackend
 from snapkeep.cli.output import console, make_table
 from snapkeep.cli.processes import protect_lab_fleet
+from snapkeep.cli.waiting import wait_for_backup, wait_for_restore
 from snapkeep.config import Settings
 from snapkeep.domain.arn import Arn
 from snapkeep.domain.selection import evaluate, selection_from_aws_json
@@ -71,6 +72,7 @@ def run_demo(keep: bool = False) -> bool:
         pool = sk.workers(2)
         pool.start()
         service = sk.service
+        local = LocalBackend(sk)  # waits poll DescribeBackupJob / DescribeRestoreJob as the CLI does
 
         service.create_backup_vault("demo-vault", {"purpose": "demo"})
         plan = service.create_backup_plan(DEMO_PLAN)
@@ -93,7 +95,7 @@ def run_demo(keep: bool = False) -> bool:
                 job = service.start_backup_job(
                     "demo-vault", match.resource_arn, role, lifecycle={"DeleteAfterDays": 35}
                 )
-                out = wait_for_backup(sk, job["BackupJobId"], timeout=300)
+                out = wait_for_backup(local, job["BackupJobId"], timeout=300)
                 if out["State"] != "COMPLETED":
                     raise RuntimeError(
                         f"backup of {match.resource_arn} ended {out['State']}: {out.get('StatusMessage')}"
@@ -121,7 +123,7 @@ def run_demo(keep: bool = False) -> bool:
 
         second = backup_all("Backup 2")
         restore = service.start_restore_job(first[target], {"InstanceType": "t3.micro"}, copy_source_tags=True)
-        out = wait_for_restore(sk, restore["RestoreJobId"], timeout=300)
+        out = wait_for_restore(local, restore["RestoreJobId"], timeout=300)
         if out["Status"] != "COMPLETED":
             raise RuntimeError(f"restore ended {out['Status']}: {out.get('StatusMessage')}")
         restored_id = Arn.parse(out["CreatedResourceArn"]).resource_id

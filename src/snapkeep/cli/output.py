@@ -15,6 +15,7 @@ import typer
 from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
@@ -42,12 +43,23 @@ def emit(value: Any, as_json: bool, table: Callable[[], RenderableType] | None =
         console.print(table())
 
 
+def cell_text(value: Any) -> str:
+    """A value as a table cell: times in UTC with Z, nested values as compact JSON (the same in both modes)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return iso_z(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=_default, separators=(", ", ": "))
+    return str(value)
+
+
 def make_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*[iso_z(c) if isinstance(c, datetime) else ("" if c is None else str(c)) for c in row])
+        table.add_row(*[Text(cell_text(c)) for c in row])  # literal text: values are not rich markup
     return table
 
 

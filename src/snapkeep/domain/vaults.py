@@ -136,3 +136,70 @@ def check_retention_against_lock(lock: VaultLock | None, delete_after_days: int 
         raise InvalidRequest(
             f"{field}: {days} days is longer than the target vault lock's MaxRetentionDays ({high}); the vault "
             "fails the job: retain shorter or use another vault", field=field)
+
+
+def describe_lock(lock: VaultLock, now: datetime) -> str:
+    """The lock's mode in words, for messages."""
+    mode = lock_mode(lock, now)
+    if mode == "GOVERNANCE":
+        return "Vault Lock in governance mode"
+    assert lock.lock_date is not None
+    if mode == "COMPLIANCE_COOLOFF":
+        return f"Vault Lock in compliance mode (changeable until {iso_z(lock.lock_date)})"
+    return f"Vault Lock in compliance mode (immutable since {iso_z(lock.lock_date)})"
+
+
+def check_delete_against_lock(lock: VaultLock | None, vault_name: str, now: datetime,
+                              field: str = "RecoveryPointArn") -> None:
+    """A locked vault refuses DeleteRecoveryPoint, in every mode and for every point in it.
+
+    AWS: Vault Lock prevents "attempts to delete any recovery point stored in or created in a backup vault" and
+    denies the root user too. The lifecycle still expires points when their DeleteAt comes; in governance mode (or
+    before the lock date) the lock itself can be removed first.
+    """
+    if lock is None:
+        return
+    how = ("remove the lock first (DeleteBackupVaultLockConfiguration)" if lock_mode(lock, now) != "COMPLIANCE"
+           else "the lock is immutable")
+    raise InvalidRequest(
+        f"{field}: backup vault '{vault_name}' is protected by {describe_lock(lock, now)}: its recovery points "
+        f"cannot be deleted before their lifecycle expires them; {how}", field=field)
+
+
+def _retention_days(days: int | None) -> int | None:
+    return None if days is None or days == -1 else days
+
+
+def check_lifecycle_against_lock(lock: VaultLock | None, vault_name: str, old_delete_after_days: int | None,
+                                 new_delete_after_days: int | None, now: datetime,
+                                 field: str = "Lifecycle.DeleteAfterDays") -> None:
+    """UpdateRecoveryPointLifecycle in a locked vault: retention may grow within the lock's bounds, never shrink.
+
+    AWS: Vault Lock protects recovery points from "updates that shorten or otherwise alter their retention period"
+    and prevents "attempts to update the lifecycle policy that controls the retention period". Snapkeep refuses any
+    shortening (None and -1 mean kept forever, the longest) and any new retention outside [MinRetentionDays,
+    MaxRetentionDays]; lengthening within the bounds is allowed, as are keeping the retention unchanged and changing
+    the cold-storage setting (EC2 points never move to cold storage).
+    """
+    if lock is None:
+        return
+    old, new = _retention_days(old_delete_after_days), _retention_days(new_delete_after_days)
+    what = f"backup vault '{vault_name}' is protected by {describe_lock(lock, now)}"
+    if new is not None and (old is None or new < old):
+        before = "kept forever" if old is None else f"{old} days"
+        raise InvalidRequest(
+            f"{field}: {what}: the retention of its recovery points cannot be shortened ({before} -> {new} days)",
+            field=field)
+    if new == old:
+        return  # the retention stays as it is (a point saved before the lock may be outside its bounds)
+    low, high = lock.min_retention_days, lock.max_retention_days
+    if new is None and high is not None:
+        raise InvalidRequest(
+            f"{field}: {what}: retention is limited to MaxRetentionDays ({high}); the recovery point cannot be kept "
+            "forever", field=field)
+    if new is not None and low is not None and new < low:
+        raise InvalidRequest(
+            f"{field}: {what}: {new} days is shorter than MinRetentionDays ({low})", field=field)
+    if new is not None and high is not None and new > high:
+        raise InvalidRequest(
+            f"{field}: {what}: {new} days is longer than MaxRetentionDays ({high})", field=field)

@@ -19,11 +19,13 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from snapkeep.aws import ec2 as ec2api
+from snapkeep.catalog.governance import vault_lock
 from snapkeep.domain.arn import Arn, image_arn, snapshot_arn
-from snapkeep.domain.errors import AlreadyExists, SnapkeepError
+from snapkeep.domain.errors import AlreadyExists, InvalidRequest, SnapkeepError
 from snapkeep.domain.jobs import BackupJobState, JobWindows, window_verdict
 from snapkeep.domain.plans import lifecycle_from_aws_json
 from snapkeep.domain.retention import calculated_lifecycle
+from snapkeep.domain.vaults import check_retention_against_lock
 from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob, advance_with_reload
 
 GIB = 1024**3
@@ -107,7 +109,8 @@ def _configuration(client: Any, instance_id: str) -> dict[str, Any]:
 
 def _step_start(ctx: EngineContext, job: Job) -> Outcome | None:
     with ctx.store.transaction() as conn:
-        ctx.store.get_vault(conn, job["backup_vault_name"])
+        vault = ctx.store.get_vault(conn, job["backup_vault_name"])
+    _check_vault_lock(vault, job)
     config = _configuration(_client(ctx, job), Arn.parse(job["resource_arn"]).resource_id)
     size = sum(int(b["VolumeSize"] or 0) for b in config["BlockDeviceMappings"]) * GIB
     _save(
@@ -122,6 +125,15 @@ def _step_start(ctx: EngineContext, job: Job) -> Outcome | None:
         resource_name=config["Tags"].get("Name"),
     )
     return None
+
+
+def _check_vault_lock(vault: dict[str, Any], job: Job) -> None:
+    """A locked vault fails a job whose retention is outside [MinRetentionDays, MaxRetentionDays], before any AWS
+    call, so nothing is created; points already in the vault are not affected by the lock's bounds."""
+    try:
+        check_retention_against_lock(vault_lock(vault), (job["lifecycle"] or {}).get("DeleteAfterDays"))
+    except InvalidRequest as exc:
+        raise JobFailed(f"Backup vault '{vault['name']}' is locked: {exc.message}") from exc
 
 
 def _step_snapshot(ctx: EngineContext, job: Job) -> Outcome | None:

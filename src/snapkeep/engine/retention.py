@@ -5,6 +5,9 @@ deregisters the image and deletes the snapshots (both idempotent), then marks th
 record for history while hiding it from listings. A crash in between is resumed by the task like any other; a
 point whose AWS resources cannot be removed after several tries ends EXPIRED with a message, as in AWS Backup.
 
+A recovery point under an active legal hold is never expired (domain.retention plans it as kept); a vault lock
+does not delay expiry.
+
 EC2 recovery points never move to cold storage: AWS Backup ignores MoveToColdStorageAfterDays for resource types
 without cold storage, and EC2 is one (EBS would refuse to archive snapshots that back an AMI anyway).
 """
@@ -15,6 +18,7 @@ import logging
 from datetime import datetime, timedelta
 
 from snapkeep.aws import ec2 as ec2api
+from snapkeep.catalog import governance
 from snapkeep.catalog.store import CatalogStore
 from snapkeep.domain.errors import SnapkeepError
 from snapkeep.domain.retention import RecoveryPointAge, RetentionLifecycle, plan_retention
@@ -26,15 +30,23 @@ log = logging.getLogger("snapkeep.retention")
 
 
 def sweep(store: CatalogStore, now: datetime) -> list[str]:
-    """Queue the expiry of every recovery point whose time has come; return their ARNs."""
+    """Queue the expiry of every recovery point whose time has come; return their ARNs.
+
+    A point under an active legal hold is kept (and expired by the first sweep after its last hold is canceled).
+    A vault lock does not stop the sweep: the lock keeps points from early deletion, the lifecycle still ends them.
+    """
     with store.transaction() as conn:
-        rows = store.due_for_expiry(conn, now)
+        due = [r["recovery_point_arn"] for r in store.due_for_expiry(conn, now)]
+        # Lock the rows before reading the holds, so a hold created meanwhile is either seen here or sees DELETING.
+        rows = [r for r in governance.lock_points(conn, due) if r["status"] in governance.LIVE_POINT_STATUSES]
+        held = governance.held_points(conn, due)
         ages = [
             RecoveryPointAge(
                 recovery_point_arn=r["recovery_point_arn"],
                 creation_date=r["creation_date"],
                 lifecycle=RetentionLifecycle(None, (r["lifecycle"] or {}).get("DeleteAfterDays")),
                 storage_class=r["storage_class"],
+                legal_hold=r["recovery_point_arn"] in held,
             )
             for r in rows
         ]

@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from snapkeep.catalog.reports import region_settings
 from snapkeep.catalog.store import CatalogStore
 from snapkeep.domain.arn import Arn
+from snapkeep.domain.job_reports import assigned_explicitly, effective_region_settings, opted_out
 from snapkeep.domain.jobs import BackupJobState, JobWindows
 from snapkeep.domain.plans import BackupRule, lifecycle_to_aws_json, plan_from_aws_json
 from snapkeep.domain.selection import evaluate, selection_from_aws_json
@@ -30,6 +32,7 @@ def run_scheduled_rule(ctx: EngineContext, run_id: str) -> Outcome:
             return Done()
         plan_row = ctx.store.get_plan(conn, run["plan_id"], include_deleted=True)
         selections = ctx.store.list_selections(conn, run["plan_id"])
+        settings = effective_region_settings(region_settings(conn))
     plan = plan_from_aws_json(plan_row["plan"])
     rule = next((r for r in plan.rules if r.rule_name == run["rule_name"]), None)
     if rule is None or plan_row["deletion_date"] is not None:
@@ -53,11 +56,20 @@ def run_scheduled_rule(ctx: EngineContext, run_id: str) -> Outcome:
         return _end_run(ctx, run_id, "EXPIRED", "the start window closed before the inventory could be read: "
                         + "; ".join(inventory.failures))
     picked: dict[str, str] = {}
+    explicit: set[str] = set()  # named in a selection's Resources: backed up whatever the service opt-in says
     for sel_row in selections:
         selection = selection_from_aws_json(sel_row["selection"])
         for match in evaluate(selection, inventory.resources):
             picked.setdefault(match.resource_arn, selection.iam_role_arn)
+            if assigned_explicitly(selection.resources, match.resource_arn):
+                explicit.add(match.resource_arn)
+    kinds = {r.arn: r.resource_type for r in inventory.resources}
+    skipped = opted_out({a: kinds[a] for a in picked}, explicit, settings)
+    for resource_arn in skipped:
+        del picked[resource_arn]
     message = f"{len(picked)} resources"
+    if skipped:
+        message += "; left out, resource type opted out in the region settings: " + ", ".join(skipped)
     if inventory.failures:
         message += "; not listed: " + "; ".join(inventory.failures)
     with ctx.store.transaction() as conn:

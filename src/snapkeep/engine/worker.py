@@ -23,6 +23,7 @@ from snapkeep.engine.context import (
     StaleJob,
     bind_guard,
 )
+from snapkeep.engine.notify import deliver_vault_event
 from snapkeep.engine.restore import run_restore_job
 from snapkeep.engine.retention import expire_recovery_point, sweep
 from snapkeep.engine.runs import run_scheduled_rule
@@ -35,6 +36,7 @@ HANDLERS: dict[str, Callable[[EngineContext, str], Outcome]] = {
     "backup": run_backup_job,
     "restore": run_restore_job,
     "expire": expire_recovery_point,
+    "notify": deliver_vault_event,
 }
 
 

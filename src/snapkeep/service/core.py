@@ -14,20 +14,34 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from snapkeep.catalog import governance as gov
+from snapkeep.catalog import reports
 from snapkeep.catalog.store import Row
 from snapkeep.domain import arn as arns
 from snapkeep.domain.errors import (
+    AlreadyExists,
     Conflict,
     InvalidParameterValue,
     InvalidRequest,
     MissingParameterValue,
     ResourceNotFound,
 )
+from snapkeep.domain.job_reports import (
+    AGGREGATE_ALL,
+    ANY,
+    backup_job_filter,
+    check_opted_in,
+    decode_job_cursor,
+    effective_region_settings,
+    encode_job_cursor,
+    message_category,
+)
 from snapkeep.domain.jobs import BackupJobState, RestoreJobStatus, check_stoppable
 from snapkeep.domain.plans import lifecycle_from_aws_json, lifecycle_to_aws_json, plan_from_aws_json, plan_to_aws_json
 from snapkeep.domain.restore_metadata import validate_restore_metadata
 from snapkeep.domain.retention import RetentionLifecycle, calculated_lifecycle, validate_lifecycle_change
 from snapkeep.domain.selection import selection_from_aws_json, selection_to_aws_json
+from snapkeep.domain.tags import validate_tags
 from snapkeep.domain.vaults import validate_vault_name
 from snapkeep.engine.queue import TaskQueue
 from snapkeep.engine.restore import pick_volume
@@ -39,6 +53,14 @@ from snapkeep.service.notifications import NotificationOperations
 from snapkeep.service.reports import ReportOperations
 
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
+
+
+def _check_role_arn(value: str, field: str = "IamRoleArn") -> None:
+    role = arns.Arn.parse(value, field=field)
+    if role.service != "iam" or not role.resource.startswith("role/"):
+        raise InvalidParameterValue(
+            f"{field}: '{value}' is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", field=field
+        )
 
 
 def _version_id() -> str:
@@ -103,7 +125,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
                     "arn": vault_arn,
                     "encryption_key_arn": encryption_key_arn,
                     "creator_request_id": creator_request_id,
-                    "tags": dict(tags or {}),
+                    "tags": validate_tags(tags, field="BackupVaultTags"),
                     "creation_date": now,
                 },
             )
@@ -124,7 +146,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
 
     def delete_backup_vault(self, name: str) -> None:
         with self.store.transaction() as conn:
-            self.store.get_vault(conn, name)
+            self._check_vault_deletable(self.store.get_vault(conn, name))
             count = self.store.count_recovery_points(conn, name)
             if self.store.live_jobs_for_vault(conn, name):
                 raise InvalidRequest(
@@ -148,6 +170,11 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
             "NumberOfRecoveryPoints": count,
             "Locked": row["locked"],
         }
+        # The lock's settings, shown while a lock is set (LockDate only for a compliance-mode lock).
+        for key, column in (("MinRetentionDays", "lock_min_retention_days"),
+                            ("MaxRetentionDays", "lock_max_retention_days"), ("LockDate", "lock_date")):
+            if row["locked"] and row[column] is not None:
+                out[key] = row[column]
         if row["encryption_key_arn"]:
             out["EncryptionKeyArn"] = row["encryption_key_arn"]
         if row["creator_request_id"]:
@@ -165,7 +192,9 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
         stored = plan_to_aws_json(plan)
         with self.store.transaction() as conn:
             if self.store.find_plan_by_name(conn, plan.backup_plan_name) is not None:
-                raise Conflict(f"a backup plan named '{plan.backup_plan_name}' already exists", field="BackupPlanName")
+                raise AlreadyExists(
+                    f"a backup plan named '{plan.backup_plan_name}' already exists", field="BackupPlanName"
+                )
             self._check_vaults(conn, stored)
             self._seed_cursors(conn, plan_id, stored, now)
             self.store.insert_plan(
@@ -177,7 +206,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
                     "version_id": version_id,
                     "plan": stored,
                     "creator_request_id": creator_request_id,
-                    "tags": dict(tags or {}),
+                    "tags": validate_tags(tags, field="BackupPlanTags"),
                     "creation_date": now,
                 },
             )
@@ -222,7 +251,9 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
             row = self.store.get_plan(conn, plan_id)
             other = self.store.find_plan_by_name(conn, plan.backup_plan_name)
             if other is not None and other["plan_id"] != plan_id:
-                raise Conflict(f"a backup plan named '{plan.backup_plan_name}' already exists", field="BackupPlanName")
+                raise AlreadyExists(
+                    f"a backup plan named '{plan.backup_plan_name}' already exists", field="BackupPlanName"
+                )
             self._check_vaults(conn, stored)
             self._seed_cursors(conn, plan_id, stored, now, row["plan"])
             self.store.add_plan_version(conn, plan_id, version_id, stored, now)
@@ -309,7 +340,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
         with self.store.transaction() as conn:
             self.store.get_plan(conn, plan_id)
             if any(s["name"] == selection.selection_name for s in self.store.list_selections(conn, plan_id)):
-                raise Conflict(
+                raise AlreadyExists(
                     f"a selection named '{selection.selection_name}' already exists in this plan", field="SelectionName"
                 )
             self.store.insert_selection(
@@ -374,25 +405,30 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
                 f"ResourceArn: '{resource_arn}' is not an EC2 instance ARN (only EC2 instances are supported)",
                 field="ResourceArn",
             )
-        _require(iam_role_arn, "IamRoleArn")
+        _check_role_arn(_require(iam_role_arn, "IamRoleArn"))
         start = 480 if start_window_minutes is None else start_window_minutes
         complete = 10080 if complete_window_minutes is None else complete_window_minutes
         if not 60 <= start <= 52_560_000:
             raise InvalidParameterValue(
                 "StartWindowMinutes: must be between 60 and 52560000", field="StartWindowMinutes"
             )
-        if not start < complete <= 52_560_000:
+        # AWS: the completion window counts from the scheduled time and "does not add additional time for
+        # StartWindowMinutes": it only has to be positive, and longer than an explicitly given start window.
+        if not 60 <= complete <= 52_560_000 or (start_window_minutes is not None and complete <= start):
             raise InvalidParameterValue(
-                f"CompleteWindowMinutes: must be longer than the start window ({start} minutes) and at most 52560000",
+                "CompleteWindowMinutes: must be between 60 and 52560000"
+                + (f" and longer than StartWindowMinutes ({start})" if start_window_minutes is not None else ""),
                 field="CompleteWindowMinutes",
             )
         lifecycle_json = None
         if lifecycle:
             lifecycle_json = lifecycle_to_aws_json(lifecycle_from_aws_json(lifecycle))
+        point_tags = validate_tags(recovery_point_tags, field="RecoveryPointTags")
         now = self.clock()
         key = f"token:{idempotency_token}" if idempotency_token else f"ondemand:{new_job_id()}"
         with self.store.transaction() as conn:
             self.store.get_vault(conn, _require(vault, "BackupVaultName"))
+            check_opted_in(effective_region_settings(reports.region_settings(conn)), "EC2", resource_arn)
             with_accounts = {a["account_id"] for a in self.store.list_accounts(conn)}
             if arn.account not in with_accounts:
                 raise InvalidParameterValue(
@@ -413,7 +449,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
                 lifecycle=lifecycle_json,
                 start_window_minutes=start,
                 completion_window_minutes=complete,
-                recovery_point_tags=dict(recovery_point_tags or {}),
+                recovery_point_tags=point_tags,
             )
         return {"BackupJobId": job["job_id"], "CreationDate": job["creation_date"], "IsParent": False}
 
@@ -422,8 +458,25 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
             return self._job_out(self.store.get_job(conn, job_id))
 
     def list_backup_jobs(self, **filters: Any) -> list[dict[str, Any]]:
+        """Every job matching the filters (the keywords of `backup_job_filter`), newest first."""
+        return self.list_backup_jobs_page(**filters)[0]
+
+    def list_backup_jobs_page(
+        self, *, max_results: int | None = None, next_token: str | None = None, **filters: Any
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of ListBackupJobs and the token of the next (None on the last page). Every filter but the
+        message category is a WHERE clause; the category is derived from each job's state and message."""
+        wanted = backup_job_filter(**filters)
+        after = decode_job_cursor(next_token) if next_token else None
+        by_category = wanted.message_category not in (None, ANY, AGGREGATE_ALL)
+        limit = None if max_results is None or by_category else max_results + 1
         with self.store.transaction() as conn:
-            return [self._job_out(j) for j in self.store.list_jobs(conn, **filters)]
+            rows = reports.list_backup_jobs(conn, wanted, after=after, limit=limit)
+        rows = [r for r in rows if wanted.keeps_category(message_category(r["state"], r["status_message"]))]
+        if max_results is None or len(rows) <= max_results:
+            return [self._job_out(r) for r in rows], None
+        page = rows[:max_results]
+        return [self._job_out(r) for r in page], encode_job_cursor(page[-1]["creation_date"], page[-1]["job_id"])
 
     def stop_backup_job(self, job_id: str) -> None:
         with self.store.transaction() as conn:
@@ -451,7 +504,13 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
             "IamRoleArn": j["iam_role_arn"],
             "IsParent": False,
             "BackupSizeInBytes": j["backup_size_bytes"] or 0,
+            "VaultType": "BACKUP_VAULT",
         }
+        category = message_category(j["state"], j["status_message"])
+        if category is not None:
+            out["MessageCategory"] = category.value
+        if j["lifecycle"]:
+            out["RecoveryPointLifecycle"] = j["lifecycle"]
         for key, column in (
             ("StatusMessage", "status_message"),
             ("RecoveryPointArn", "recovery_point_arn"),
@@ -487,8 +546,12 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
         return self._rp_out(row, detail=True)
 
     def delete_recovery_point(self, vault: str, arn: str) -> None:
-        """Queue the deletion of a recovery point's image and snapshots; its record stays, marked DELETED."""
+        """Queue the deletion of a recovery point's image and snapshots; its record stays, marked DELETED.
+
+        Refused while the vault is locked (any mode) or an active legal hold is on the point (governance).
+        """
         with self.store.transaction() as conn:
+            gov.lock_recovery_point_row(conn, arn)  # ordered against a legal hold taking the point
             row = self.store.get_recovery_point(conn, arn)
             if row["backup_vault_name"] != vault:
                 raise ResourceNotFound(
@@ -496,6 +559,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
                 )
             if row["status"] == "DELETING":
                 return
+            self._check_point_deletable(conn, row)
             if self.store.live_restores_of(conn, arn):
                 raise Conflict(
                     "the recovery point is being restored; delete it when the restore has ended",
@@ -505,9 +569,13 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
             TaskQueue.enqueue(conn, "expire", arn, self.clock())
 
     def update_recovery_point_lifecycle(self, vault: str, arn: str, lifecycle: Mapping[str, Any]) -> dict[str, Any]:
-        """AWS semantics: fields left out are cleared; the cold setting is frozen once the point is cold."""
+        """AWS semantics: fields left out are cleared; the cold setting is frozen once the point is cold.
+
+        A locked vault and an active legal hold limit the change (governance: no shortening of the retention).
+        """
         new = lifecycle_from_aws_json(lifecycle)
         with self.store.transaction() as conn:
+            gov.lock_recovery_point_row(conn, arn)
             row = self.store.get_recovery_point(conn, arn)
             if row["backup_vault_name"] != vault:
                 raise ResourceNotFound(
@@ -524,6 +592,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
                 row["storage_class"],
             )
             move_at, delete_at = calculated_lifecycle(row["creation_date"], new)
+            self._check_point_lifecycle(conn, row, new.delete_after_days, delete_at)
             if row["resource_type"] == "EC2":
                 move_at = None  # no cold storage for EC2 in AWS Backup: the setting is kept, never acted on
             stored = lifecycle_to_aws_json(new)
@@ -664,6 +733,8 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
         copy_source_tags: bool = False,
     ) -> dict[str, Any]:
         _require(recovery_point_arn, "RecoveryPointArn")
+        if iam_role_arn:
+            _check_role_arn(iam_role_arn)
         meta = {str(k): v for k, v in (metadata or {}).items()}
         with self.store.transaction() as conn:
             point = self.store.get_recovery_point(conn, recovery_point_arn)
@@ -684,7 +755,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
                 conn,
                 {
                     "restore_job_id": job_id,
-                    "idempotency_token": idempotency_token,
+                    "idempotency_token": idempotency_token or None,
                     "recovery_point_arn": recovery_point_arn,
                     "resource_type": kind,
                     "account_id": point["account_id"],

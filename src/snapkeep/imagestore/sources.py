@@ -1,0 +1,282 @@
+"""Block sources and sinks: where an image backup reads 512 KiB blocks from and a restore writes them to.
+
+The repository only sees the two protocols; the local raw image file / block device implementations live here
+(the EBS direct API ones come with the AWS adapters). Reads go straight into the caller's reused buffer
+(`os.preadv`), so the backup pipeline allocates no per-block memory for source data, and positional I/O lets
+several threads read one file without sharing a file offset.
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from itertools import accumulate, chain
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from snapkeep.domain.errors import DependencyFailure, InvalidParameterValue, ResourceNotFound
+from snapkeep.imagestore.format import BLOCK_SIZE, ZERO_BLOCK
+
+
+class BlockSource(Protocol):
+    """One disk to back up."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def size(self) -> int:
+        """Bytes."""
+        ...
+
+    def allocated_blocks(self) -> Sequence[int] | None:
+        """Block indexes that may hold data, ascending, within the disk; None when unknown (then every block
+        is read)."""
+        ...
+
+    def read_into(self, index: int, buffer: memoryview) -> tuple[int, bytes | None]:
+        """Fill `buffer` with block `index`; returns the byte count and, when the source has it already
+        verified, the block's SHA-256 digest (EBS returns one per block), else None."""
+        ...
+
+
+class BlockSink(Protocol):
+    """One disk to restore into."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def zeroed(self) -> bool:
+        """True when unwritten blocks already read as zeros (a new sparse file, a new EBS snapshot)."""
+        ...
+
+    def write_block(self, index: int, data: bytes | memoryview) -> None: ...
+
+
+def block_count(size: int) -> int:
+    return -(-size // BLOCK_SIZE)
+
+
+def _size_of(fd: int) -> int:
+    info = os.fstat(fd)
+    if stat.S_ISREG(info.st_mode):
+        return info.st_size
+    if stat.S_ISBLK(info.st_mode):
+        return os.lseek(fd, 0, os.SEEK_END)
+    raise InvalidParameterValue("path: must be a regular file or a block device", field="path")
+
+
+class RawImageSource:
+    """A raw disk image file or a block device, read block by block. Holes of sparse files are never read."""
+
+    def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
+        self._path = Path(path)
+        try:
+            self._fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            raise ResourceNotFound(f"path: {self._path} does not exist", field="path") from None
+        except OSError as exc:
+            raise DependencyFailure(f"opening {self._path} failed: {exc.strerror or exc}") from exc
+        try:
+            self._size = _size_of(self._fd)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._name = name or self._path.name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def allocated_blocks(self) -> Sequence[int] | None:
+        """The blocks overlapping data extents (SEEK_DATA/SEEK_HOLE); None where the system cannot tell."""
+        if not hasattr(os, "SEEK_DATA"):
+            return None
+        try:
+            extents = list(self._data_extents())
+        except OSError:
+            return None
+        return _blocks_of_extents(extents)
+
+    def _data_extents(self) -> Iterator[tuple[int, int]]:
+        position = 0
+        while position < self._size:
+            try:
+                start = os.lseek(self._fd, position, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # no data after position
+                    return
+                raise
+            end = os.lseek(self._fd, start, os.SEEK_HOLE)
+            yield start, end
+            position = end
+
+    def read_into(self, index: int, buffer: memoryview) -> tuple[int, bytes | None]:
+        offset = index * BLOCK_SIZE
+        want = min(BLOCK_SIZE, self._size - offset)
+        if want <= 0 or index < 0:
+            raise InvalidParameterValue(f"block index: {index} is outside {self._path} ({self._size} bytes)",
+                                        field="block_index")
+        done = 0
+        while done < want:
+            try:
+                count = os.preadv(self._fd, [buffer[done:want]], offset + done)
+            except OSError as exc:
+                raise DependencyFailure(f"reading {self._path} at byte {offset + done} failed: "
+                                        f"{exc.strerror or exc}") from exc
+            if count == 0:
+                raise DependencyFailure(f"{self._path} ended at {offset + done} bytes, expected {self._size}")
+            done += count
+        return want, None
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> RawImageSource:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class BlockRanges(Sequence[int]):
+    """Ascending block indexes held as disjoint ranges: a terabyte of data extents costs a few objects, not one
+    Python int per block."""
+
+    def __init__(self, ranges: list[range]) -> None:
+        self._ranges = [r for r in ranges if len(r)]
+        self._starts = list(accumulate((len(r) for r in self._ranges), initial=0))
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __iter__(self) -> Iterator[int]:
+        return chain.from_iterable(self._ranges)
+
+    def __getitem__(self, i: int) -> int:  # type: ignore[override]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        which = bisect.bisect_right(self._starts, i) - 1
+        return self._ranges[which][i - self._starts[which]]
+
+
+def _blocks_of_extents(extents: list[tuple[int, int]]) -> BlockRanges:
+    ranges: list[range] = []
+    for start, end in extents:
+        first, last = start // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
+        if ranges and ranges[-1].stop > first:
+            first = ranges[-1].stop
+        if first <= last:
+            if ranges and ranges[-1].stop == first:
+                ranges[-1] = range(ranges[-1].start, last + 1)
+            else:
+                ranges.append(range(first, last + 1))
+    return BlockRanges(ranges)
+
+
+class RawImageSink:
+    """Restore into a raw image file (created sparse at the image's size) or onto an existing block device.
+
+    A new or truncated file reads zeros where nothing is written, so zero blocks are skipped; an existing block
+    device is not zeroed, so the restore writes its zero blocks too.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], size: int, *, overwrite: bool = False) -> None:
+        self._path = Path(path)
+        self._size = size
+        flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+        device = self._path.exists() and stat.S_ISBLK(self._path.stat().st_mode)
+        try:
+            if device:
+                self._fd = os.open(self._path, flags)
+            else:
+                if self._path.exists() and not overwrite:
+                    raise InvalidParameterValue(
+                        f"target: {self._path} exists; restore into a new file, or pass overwrite", field="target"
+                    )
+                self._fd = os.open(self._path, flags | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            raise DependencyFailure(f"opening {self._path} for writing failed: {exc.strerror or exc}") from exc
+        try:
+            if device:
+                capacity = os.lseek(self._fd, 0, os.SEEK_END)
+                if capacity < size:
+                    raise InvalidParameterValue(
+                        f"target: block device {self._path} holds {capacity} bytes, the disk needs {size}",
+                        field="target",
+                    )
+            else:
+                os.ftruncate(self._fd, size)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._zeroed = not device
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def zeroed(self) -> bool:
+        return self._zeroed
+
+    def write_block(self, index: int, data: bytes | memoryview) -> None:
+        offset = index * BLOCK_SIZE
+        if index < 0 or offset + len(data) > self._size:
+            raise InvalidParameterValue(f"block index: {index} does not fit {self._path} ({self._size} bytes)",
+                                        field="block_index")
+        view = memoryview(data)
+        done = 0
+        try:
+            while done < len(view):
+                done += os.pwrite(self._fd, view[done:], offset + done)
+        except OSError as exc:
+            raise DependencyFailure(f"writing {self._path} at byte {offset + done} failed: "
+                                    f"{exc.strerror or exc}") from exc
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> RawImageSink:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def parse_changed_blocks(text: str, block_total: int, *, field: str = "changed_blocks") -> list[int]:
+    """A changed-block list: one 512 KiB block index per line (blank lines and `#` comments ignored)."""
+    found: set[int] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not line.isdigit():
+            raise InvalidParameterValue(f"{field}: line {number}: {line!r} is not a block index (a whole number)",
+                                        field=field)
+        index = int(line)
+        if index >= block_total:
+            raise InvalidParameterValue(f"{field}: line {number}: block {index} is beyond the disk's "
+                                        f"{block_total} blocks", field=field)
+        found.add(index)
+    return sorted(found)
+
+
+def zero_block(length: int = BLOCK_SIZE) -> bytes:
+    return ZERO_BLOCK[:length]

@@ -1,0 +1,148 @@
+"""The master key, its derived keys, and key files: passphrase (argon2id or scrypt) and KMS (a test double)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from snapkeep.domain.errors import InvalidParameterValue
+from snapkeep.imagestore.errors import DamagedObject, WrongPassphrase
+from snapkeep.imagestore.keys import (
+    KdfParams,
+    KmsKey,
+    MasterKey,
+    PassphraseKey,
+    argon2_available,
+    read_key_file,
+    unwrap_master,
+    write_key_file,
+)
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+FAST = {
+    "argon2id": KdfParams("argon2id", iterations=1, memory_kib=64, lanes=1),
+    "scrypt": KdfParams("scrypt", n=2**10, r=8, p=1),
+}
+
+
+def test_derived_keys_are_separate_and_depend_on_secret_and_repository() -> None:
+    master = MasterKey.generate()
+    assert master.blob_key != master.chunk_id_key
+    again = MasterKey(master.secret, master.repository_id)
+    assert (again.blob_key, again.chunk_id_key) == (master.blob_key, master.chunk_id_key)
+    other_repo = MasterKey(master.secret, os.urandom(32))
+    assert other_repo.blob_key != master.blob_key
+    assert other_repo.chunk_id_key != master.chunk_id_key
+
+
+def test_argon2id_is_the_default_when_available() -> None:
+    assert KdfParams.default().algorithm == ("argon2id" if argon2_available() else "scrypt")
+
+
+@pytest.mark.parametrize("algorithm", ["argon2id", "scrypt"])
+def test_passphrase_key_file_round_trip(algorithm: str) -> None:
+    master = MasterKey.generate()
+    record, body = write_key_file(master, PassphraseKey("correct horse", FAST[algorithm]), now=NOW)
+    stored = json.loads(body)
+    assert stored["kdf"]["algorithm"] == algorithm
+    assert stored["repository"] == master.repository_id.hex()
+    assert master.secret.hex() not in body.decode()
+    key_file = read_key_file(body, f"keys/{record.key_id}")
+    opened = unwrap_master(key_file, PassphraseKey("correct horse"))
+    assert opened.secret == master.secret
+    assert opened.repository_id == master.repository_id
+
+
+def test_wrong_passphrase_is_refused() -> None:
+    master = MasterKey.generate()
+    record, body = write_key_file(master, PassphraseKey("right", FAST["argon2id"]), now=NOW)
+    with pytest.raises(WrongPassphrase, match="does not open"):
+        unwrap_master(read_key_file(body, f"keys/{record.key_id}"), PassphraseKey("wrong"))
+
+
+def test_key_file_bound_to_its_repository_and_name() -> None:
+    master = MasterKey.generate()
+    record, body = write_key_file(master, PassphraseKey("pw", FAST["scrypt"]), now=NOW)
+    moved = json.loads(body)
+    moved["repository"] = os.urandom(32).hex()
+    with pytest.raises(WrongPassphrase):
+        unwrap_master(read_key_file(json.dumps(moved).encode(), f"keys/{record.key_id}"), PassphraseKey("pw"))
+    with pytest.raises(DamagedObject, match="does not match its name"):
+        read_key_file(body, "keys/" + "0" * 32)
+
+
+def test_flipped_wrapped_secret_or_garbage_is_refused() -> None:
+    master = MasterKey.generate()
+    record, body = write_key_file(master, PassphraseKey("pw", FAST["scrypt"]), now=NOW)
+    changed = json.loads(body)
+    wrapped = bytearray(base64.b64decode(changed["wrapped"]))
+    wrapped[3] ^= 1
+    changed["wrapped"] = base64.b64encode(bytes(wrapped)).decode()
+    with pytest.raises(WrongPassphrase):
+        unwrap_master(read_key_file(json.dumps(changed).encode(), f"keys/{record.key_id}"), PassphraseKey("pw"))
+    with pytest.raises(DamagedObject):
+        read_key_file(b"{not json", f"keys/{record.key_id}")
+
+
+def test_hostile_kdf_parameters_are_refused_before_deriving() -> None:
+    master = MasterKey.generate()
+    record, body = write_key_file(master, PassphraseKey("pw", FAST["argon2id"]), now=NOW)
+    greedy = json.loads(body)
+    greedy["kdf"]["memory_kib"] = 64 * 1024 * 1024
+    with pytest.raises(InvalidParameterValue, match="KiB of memory"):
+        unwrap_master(read_key_file(json.dumps(greedy).encode(), f"keys/{record.key_id}"), PassphraseKey("pw"))
+
+
+def test_passphrase_and_params_validation() -> None:
+    with pytest.raises(InvalidParameterValue, match="passphrase"):
+        PassphraseKey("")
+    with pytest.raises(InvalidParameterValue, match="power of two"):
+        PassphraseKey("x", KdfParams("scrypt", n=1000))
+
+
+class FakeKms:
+    """Behaves like KMS Encrypt/Decrypt: the ciphertext is bound to the key and the encryption context."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self._store: dict[bytes, tuple[str, dict[str, str], bytes]] = {}
+
+    def encrypt(self, *, KeyId: str, Plaintext: bytes, EncryptionContext: dict[str, str]) -> dict[str, Any]:
+        self.calls.append("Encrypt")
+        blob = os.urandom(48)
+        self._store[blob] = (KeyId, dict(EncryptionContext), Plaintext)
+        return {"KeyId": f"arn:aws:kms:us-east-1:123456789012:key/{KeyId}", "CiphertextBlob": blob}
+
+    def decrypt(self, *, CiphertextBlob: bytes, EncryptionContext: dict[str, str], KeyId: str) -> dict[str, Any]:
+        self.calls.append("Decrypt")
+        key_id, context, plaintext = self._store[CiphertextBlob]
+        if context != EncryptionContext or not KeyId.endswith(key_id):
+            raise RuntimeError("InvalidCiphertextException")
+        return {"Plaintext": plaintext}
+
+
+def test_kms_key_file_round_trip_and_context_binding() -> None:
+    kms = FakeKms()
+    master = MasterKey.generate()
+    record, body = write_key_file(master, KmsKey(kms, "k-1"), now=NOW)
+    stored = json.loads(body)
+    assert stored["kind"] == "kms"
+    assert stored["kms_key_id"].endswith("k-1")
+    opened = unwrap_master(read_key_file(body, f"keys/{record.key_id}"), KmsKey(kms, "k-1"))
+    assert opened.secret == master.secret
+    assert kms.calls == ["Encrypt", "Decrypt"]
+    moved = dict(stored, repository=os.urandom(32).hex())
+    with pytest.raises(WrongPassphrase, match="did not decrypt"):
+        unwrap_master(read_key_file(json.dumps(moved).encode(), f"keys/{record.key_id}"), KmsKey(kms, "k-1"))
+
+
+def test_a_passphrase_does_not_try_a_kms_key_file() -> None:
+    master = MasterKey.generate()
+    record, body = write_key_file(master, KmsKey(FakeKms(), "k"), now=NOW)
+    with pytest.raises(WrongPassphrase, match="is a kms key"):
+        unwrap_master(read_key_file(body, f"keys/{record.key_id}"), PassphraseKey("pw"))
