@@ -16,6 +16,8 @@ from snapkeep.domain.arn import Arn
 from snapkeep.engine.worker import run_one
 
 ROLE = "arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole"
+# The first admin key the API tests' servers are started with (the `api` fixture).
+ADMIN_ID, ADMIN_SECRET = "SKAKADMIN00000000001", "S3cr3tForTheAdminKeyOfTheseTests00000000"
 
 
 def open_on_lab(endpoint: str, catalog_url: str, home: Path, fleet: Any) -> Snapkeep:

@@ -11,11 +11,12 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from snapkeep.api.server import ApiServer
 from snapkeep.app import Snapkeep
 from snapkeep.lab.blocks import BLOCK_SIZE
 from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
-from tests.lab_flow import fresh_fleet, open_on_lab
+from tests.lab_flow import ADMIN_ID, ADMIN_SECRET, fresh_fleet, open_on_lab
 
 LAB_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 LAB_SECOND_ACCOUNT = "222222222222"
@@ -153,3 +154,11 @@ def sk(lab: LabServer, catalog_url: str, tmp_path: Path) -> Iterator[Snapkeep]:
     app.service.create_backup_vault("main")
     yield app
     app.close()
+
+
+@pytest.fixture
+def api(sk: Snapkeep) -> Iterator[str]:
+    """A live API server over `sk`, its first admin key ADMIN_ID / ADMIN_SECRET; yields the endpoint."""
+    env = {"SNAPKEEP_ADMIN_ACCESS_KEY_ID": ADMIN_ID, "SNAPKEEP_ADMIN_SECRET_ACCESS_KEY": ADMIN_SECRET}
+    with ApiServer(sk.api(env)) as server:
+        yield server.endpoint

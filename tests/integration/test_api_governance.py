@@ -4,7 +4,6 @@ with real backup jobs in the lab, the retention sweep and both catalogs (SQLite 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,23 +12,14 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from snapkeep.api.server import ApiServer
 from snapkeep.app import Snapkeep
 from snapkeep.aws import ec2 as ec2api
 from snapkeep.domain.arn import Arn
 from snapkeep.domain.errors import InvalidRequest, LimitExceeded
 from snapkeep.engine import retention, scheduler
-from tests.lab_flow import ROLE, drain, tagged_instances
+from tests.lab_flow import ADMIN_ID, ADMIN_SECRET, ROLE, drain, tagged_instances
 
-ADMIN_ID, ADMIN_SECRET = "SKAKADMIN00000000001", "S3cr3tForTheAdminKeyOfTheseTests00000000"
 ACCOUNT = "123456789012"
-
-
-@pytest.fixture
-def api(sk: Snapkeep) -> Iterator[str]:
-    env = {"SNAPKEEP_ADMIN_ACCESS_KEY_ID": ADMIN_ID, "SNAPKEEP_ADMIN_SECRET_ACCESS_KEY": ADMIN_SECRET}
-    with ApiServer(sk.api(env)) as server:
-        yield server.endpoint
 
 
 def client(endpoint: str, key_id: str = ADMIN_ID, secret: str = ADMIN_SECRET, *, validate: bool = True) -> Any:

@@ -36,9 +36,8 @@ from snapkeep.app import Snapkeep
 from snapkeep.catalog import tables
 from snapkeep.lab.server import LabServer
 from tests.conftest import _drop_pg_database, _fresh_pg_database
-from tests.lab_flow import ROLE, drain, fresh_fleet, open_on_lab, tagged_instances
+from tests.lab_flow import ADMIN_ID, ADMIN_SECRET, ROLE, drain, fresh_fleet, open_on_lab, tagged_instances
 
-ADMIN_ID, ADMIN_SECRET = "SKAKADMIN00000000001", "S3cr3tForTheAdminKeyOfTheseTests00000000"
 MODEL = Session().get_service_model("backup")
 
 INVALID = "InvalidParameterValueException"

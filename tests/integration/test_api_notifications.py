@@ -5,14 +5,13 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
 
-from snapkeep.api.server import ApiServer
 from snapkeep.app import Snapkeep
 from snapkeep.catalog import events
 from snapkeep.domain.arn import Arn
@@ -21,18 +20,10 @@ from snapkeep.domain.notifications import SENT_EVENTS, SUBJECT
 from snapkeep.engine.notify import deliver_vault_event
 from snapkeep.engine.worker import HANDLERS, run_one
 from snapkeep.lab.fleet import ROLE_ARN, SECOND_ACCOUNT
-from tests.lab_flow import ROLE, drain, tagged_instances
+from tests.lab_flow import ADMIN_ID, ADMIN_SECRET, ROLE, drain, tagged_instances
 
-ADMIN_ID, ADMIN_SECRET = "SKAKADMIN00000000001", "S3cr3tForTheAdminKeyOfTheseTests00000000"
 OWN = "123456789012"
 LAB_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-@pytest.fixture
-def api(sk: Snapkeep) -> Iterator[str]:
-    env = {"SNAPKEEP_ADMIN_ACCESS_KEY_ID": ADMIN_ID, "SNAPKEEP_ADMIN_SECRET_ACCESS_KEY": ADMIN_SECRET}
-    with ApiServer(sk.api(env)) as server:
-        yield server.endpoint
 
 
 def backup_client(endpoint: str) -> Any:

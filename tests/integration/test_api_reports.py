@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,23 +12,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from snapkeep.api.server import ApiServer
 from snapkeep.app import Snapkeep
 from snapkeep.catalog import tables as t
 from snapkeep.domain.arn import Arn
 from snapkeep.engine import scheduler
 from snapkeep.engine.inventory import live_inventory
-from tests.integration.test_api_server import ADMIN_ID, ADMIN_SECRET
-from tests.lab_flow import ROLE, drain
+from tests.lab_flow import ADMIN_ID, ADMIN_SECRET, ROLE, drain
 
 ACCOUNT = "123456789012"
-
-
-@pytest.fixture
-def api(sk: Snapkeep) -> Iterator[str]:
-    env = {"SNAPKEEP_ADMIN_ACCESS_KEY_ID": ADMIN_ID, "SNAPKEEP_ADMIN_SECRET_ACCESS_KEY": ADMIN_SECRET}
-    with ApiServer(sk.api(env)) as server:
-        yield server.endpoint
 
 
 def client(endpoint: str, key_id: str = ADMIN_ID, secret: str = ADMIN_SECRET) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,18 +10,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from snapkeep.api.server import ApiServer
 from snapkeep.app import Snapkeep
-from tests.lab_flow import ROLE, drain, tagged_instances
-
-ADMIN_ID, ADMIN_SECRET = "SKAKADMIN00000000001", "S3cr3tForTheAdminKeyOfTheseTests00000000"
-
-
-@pytest.fixture
-def api(sk: Snapkeep) -> Iterator[str]:
-    env = {"SNAPKEEP_ADMIN_ACCESS_KEY_ID": ADMIN_ID, "SNAPKEEP_ADMIN_SECRET_ACCESS_KEY": ADMIN_SECRET}
-    with ApiServer(sk.api(env)) as server:
-        yield server.endpoint
+from tests.lab_flow import ADMIN_ID, ADMIN_SECRET, ROLE, drain, tagged_instances
 
 
 def client(endpoint: str, key_id: str = ADMIN_ID, secret: str = ADMIN_SECRET) -> Any:
