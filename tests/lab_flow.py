@@ -55,7 +55,8 @@ def instance_volumes(sk: Snapkeep, instance_arn: str) -> dict[str, str]:
 def tagged_instances(sk: Snapkeep, key: str, value: str) -> list[str]:
     from snapkeep.engine.inventory import live_inventory
 
-    return sorted(r.arn for r in live_inventory(sk.context).resources if r.tags.get(key) == value)
+    return sorted(r.arn for r in live_inventory(sk.context).resources
+                  if r.resource_type == "EC2" and r.tags.get(key) == value)
 
 
 def fresh_fleet(endpoint: str, snapshot_seconds: float = 0.0) -> Any:

@@ -571,11 +571,11 @@ JOB_CASES = [
     case("job-resource-empty", start_job(ResourceArn=""), MISSING, "ResourceArn", "is required"),
     case("job-resource-not-an-arn", start_job(ResourceArn="i-0123456789abcdef0"), INVALID, "ResourceArn",
          "'i-0123456789abcdef0' is not a valid ARN"),
-    case("job-resource-a-volume", start_job(
-        ResourceArn="arn:aws:ec2:us-east-1:123456789012:volume/vol-0123456789abcdef0"), INVALID, "ResourceArn",
-         "is not an EC2 instance ARN"),
+    case("job-resource-a-subnet", start_job(
+        ResourceArn="arn:aws:ec2:us-east-1:123456789012:subnet/subnet-0123456789abcdef0"), INVALID, "ResourceArn",
+         "is not an EC2 instance or EBS volume ARN"),
     case("job-resource-a-bucket", start_job(ResourceArn="arn:aws:s3:::bucket"), INVALID, "ResourceArn",
-         "is not an EC2 instance ARN"),
+         "is not an EC2 instance or EBS volume ARN"),
     case("job-resource-unprotected-account", start_job(ResourceArn=UNPROTECTED_INSTANCE), INVALID, "ResourceArn",
          "account 999999999999 is not protected"),
     case("job-role-absent", start_job(IamRoleArn=OMIT), MISSING, "IamRoleArn", "is required"),

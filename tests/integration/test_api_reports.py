@@ -239,6 +239,7 @@ def test_region_settings_opt_out_stops_backups_of_that_type(sk: Snapkeep, api: s
     assert backup.list_backup_jobs()["BackupJobs"] == [] and not sk.context.queue.pending()
 
     # A scheduled run leaves out what tags picked, and backs up what a selection names explicitly (as AWS does).
+    backup.update_region_settings(ResourceTypeOptInPreference={"EBS": False})  # the fleet's volumes are tagged too
     plan = sk.service.create_backup_plan({"BackupPlanName": "p", "Rules": [
         {"RuleName": "hourly", "TargetBackupVaultName": "main", "ScheduleExpression": "cron(0 * ? * * *)",
          "StartWindowMinutes": 60, "CompletionWindowMinutes": 120}]})

@@ -113,7 +113,7 @@ def test_roles_limit_what_a_key_may_do(api: str, sk: Snapkeep) -> None:
 
 def test_plan_lifecycle_stop_and_listings_through_boto3(sk: Snapkeep, api: str, lab: Any) -> None:
     backup = client(api)
-    assert backup.get_supported_resource_types()["ResourceTypes"] == ["EC2"]
+    assert backup.get_supported_resource_types()["ResourceTypes"] == ["EC2", "EBS"]
     rule = {"RuleName": "daily", "TargetBackupVaultName": "main", "ScheduleExpression": "cron(0 5 ? * * *)"}
     plan = backup.create_backup_plan(BackupPlan={"BackupPlanName": "p", "Rules": [rule]})
     plan_id = plan["BackupPlanId"]

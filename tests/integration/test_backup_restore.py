@@ -13,6 +13,7 @@ from snapkeep.domain.arn import Arn
 from snapkeep.domain.errors import Conflict, InvalidParameterValue, ResourceNotFound
 from snapkeep.engine import backup as backup_engine
 from snapkeep.engine import retention, scheduler
+from snapkeep.engine.inventory import live_inventory
 from snapkeep.engine.worker import run_one
 from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
@@ -95,8 +96,13 @@ def test_scheduled_run_backs_up_exactly_the_selection(sk: Snapkeep) -> None:
     assert len(scheduler.tick(sk.store, now)) == 1
     drain(sk)
     jobs = sk.service.list_backup_jobs()
-    expected = tagged_instances(sk, "backup", "daily")
+    # Tags pick every resource that carries them itself, as in AWS: the fleet's volumes are tagged backup=daily too.
+    tagged = [r for r in live_inventory(sk.context).resources if r.tags.get("backup") == "daily"]
+    expected = sorted(r.arn for r in tagged)
     assert sorted(j["ResourceArn"] for j in jobs) == expected
+    assert {(j["ResourceArn"], j["ResourceType"]) for j in jobs} == {(r.arn, r.resource_type) for r in tagged}
+    assert {r.resource_type for r in tagged} == {"EC2", "EBS"}
+    assert set(tagged_instances(sk, "backup", "daily")) < set(expected)
     assert len({Arn.parse(a).account for a in expected}) == 2, "the fleet spans two accounts"
     assert all(j["State"] == "COMPLETED" for j in jobs), jobs
     assert all(j["CreatedBy"]["BackupPlanId"] == plan["BackupPlanId"] for j in jobs)

@@ -206,7 +206,7 @@ def _list_restores(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _supported_types(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:
-    return {"ResourceTypes": ["EC2"]}
+    return {"ResourceTypes": ["EC2", "EBS"]}
 
 
 def _plan_from_json(svc: BackupService, p: Mapping[str, Any]) -> dict[str, Any]:

@@ -221,3 +221,53 @@ def instances_tagged(ec2: Any, key: str, value: str) -> list[dict[str, Any]]:
 def volumes_tagged(ec2: Any, key: str, value: str) -> list[dict[str, Any]]:
     with aws_errors("DescribeVolumes"):
         return list(ec2.describe_volumes(Filters=[{"Name": f"tag:{key}", "Values": [value]}])["Volumes"])
+
+
+BACKED_UP_VOLUME_STATES = ("available", "in-use")
+"""Volumes AWS Backup protects: not those still being created, being deleted or in error."""
+
+
+def list_volumes(ec2: Any) -> list[dict[str, Any]]:
+    """Every volume that can be backed up, as the live inventory selections are evaluated against."""
+    with aws_errors("DescribeVolumes"):
+        pages = ec2.get_paginator("describe_volumes").paginate()
+        return [dict(v) for page in pages for v in page["Volumes"] if v.get("State") in BACKED_UP_VOLUME_STATES]
+
+
+def describe_volume(ec2: Any, volume_id: str) -> dict[str, Any]:
+    volume = describe_volumes(ec2, [volume_id]).get(volume_id)
+    if volume is None or volume.get("State") in ("deleting", "deleted"):
+        raise ResourceNotFound(f"volume {volume_id} not found")
+    return volume
+
+
+def volume_configuration(vol: dict[str, Any]) -> dict[str, Any]:
+    """What a recovery point keeps of a volume to create it again (AWS Backup's EBS restore metadata)."""
+    attachments = [
+        {"InstanceId": a.get("InstanceId"), "Device": a.get("Device"),
+         "DeleteOnTermination": bool(a.get("DeleteOnTermination", False))}
+        for a in vol.get("Attachments") or []
+    ]
+    return {
+        "VolumeId": vol["VolumeId"],
+        "VolumeSize": vol.get("Size"),
+        "VolumeType": vol.get("VolumeType"),
+        "Iops": vol.get("Iops"),
+        "Throughput": vol.get("Throughput"),
+        "AvailabilityZone": vol.get("AvailabilityZone"),
+        "Encrypted": bool(vol.get("Encrypted", False)),
+        "KmsKeyId": vol.get("KmsKeyId"),
+        "Tags": tag_dict(vol.get("Tags")),
+        "Attachments": attachments,
+    }
+
+
+def create_volume_snapshot(ec2: Any, volume_id: str, tags: dict[str, str], description: str) -> dict[str, Any]:
+    """One snapshot of one volume (an EBS recovery point), tagged so a restarted job finds it."""
+    with aws_errors("CreateSnapshot"):
+        answer = ec2.create_snapshot(
+            VolumeId=volume_id,
+            Description=description,
+            TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
+        )
+    return dict(answer)

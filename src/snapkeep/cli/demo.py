@@ -81,7 +81,8 @@ def run_demo(keep: bool = False) -> bool:
             f"Created vault demo-vault, plan {plan['BackupPlanId']} (daily + monthly), selection backup=daily"
         )
 
-        picked = evaluate(selection_from_aws_json(DEMO_SELECTION), live_inventory(sk.context).resources)
+        instances = [r for r in live_inventory(sk.context).resources if r.resource_type == "EC2"]
+        picked = evaluate(selection_from_aws_json(DEMO_SELECTION), instances)
         console.print(
             f"The selection picks {len(picked)} instances: "
             + ", ".join(Arn.parse(m.resource_arn).resource_id for m in picked)

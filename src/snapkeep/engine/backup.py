@@ -1,6 +1,7 @@
-"""The EC2 backup job, as resumable steps.
+"""The backup job of an EC2 instance or an EBS volume, as resumable steps.
 
-start → snapshot → wait → image → record, and cleanup on failure or abort. Each step records in the job's
+EC2: start → snapshot → wait → image → record; EBS: start → snapshot → wait → record (the recovery point is the
+volume's snapshot, as in AWS Backup); both end in cleanup on failure or abort. Each step records in the job's
 `step_data` the AWS ids it is about to create (and tags what it creates with the job id) before it waits, so a
 process killed at any point and restarted finishes or fails the job and never leaves a snapshot untracked.
 
@@ -21,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from snapkeep.aws import ec2 as ec2api
 from snapkeep.catalog.governance import vault_lock
 from snapkeep.domain.arn import Arn, image_arn, snapshot_arn
-from snapkeep.domain.errors import AlreadyExists, InvalidRequest, SnapkeepError
+from snapkeep.domain.errors import AlreadyExists, InvalidRequest, ResourceNotFound, SnapkeepError
 from snapkeep.domain.jobs import BackupJobState, JobWindows, window_verdict
 from snapkeep.domain.plans import lifecycle_from_aws_json
 from snapkeep.domain.retention import calculated_lifecycle
@@ -63,9 +64,10 @@ def _advance(ctx: EngineContext, job: Job) -> Outcome:
             return _begin_cleanup(
                 ctx, job, BackupJobState.ABORTED, "The completion window closed before the backup finished"
             )
+    steps = _EBS_STEPS if job["resource_type"] == "EBS" else _STEPS
     try:
         while True:
-            outcome = _STEPS[job["step"]](ctx, job)
+            outcome = steps[job["step"]](ctx, job)
             if outcome is not None:
                 return outcome
     except (StaleJob, LeaseLost, SQLAlchemyError):
@@ -199,9 +201,11 @@ def _step_wait(ctx: EngineContext, job: Job) -> Outcome | None:
     snaps = ec2api.describe_snapshots(_client(ctx, job), list(data["snapshots"].values()))
     failed = [s["SnapshotId"] for s in snaps if s["State"] == "error"]
     if failed:
-        raise JobFailed("a snapshot of the instance failed: " + ", ".join(failed))
+        what = "volume" if job["resource_type"] == "EBS" else "instance"
+        raise JobFailed(f"a snapshot of the {what} failed: " + ", ".join(failed))
     if len(snaps) == len(data["snapshots"]) and all(s["State"] == "completed" for s in snaps):
-        _save(ctx, job, step="image", percent_done=90.0)
+        # An EBS recovery point is the snapshot itself: no image to register.
+        _save(ctx, job, step="record" if job["resource_type"] == "EBS" else "image", percent_done=90.0)
         return None
     progress = [float(str(s.get("Progress") or "0").rstrip("%") or 0) for s in snaps]
     percent = round(10.0 + 80.0 * (sum(progress) / (100.0 * max(len(progress), 1))), 1)
@@ -237,11 +241,6 @@ def _step_image(ctx: EngineContext, job: Job) -> Outcome | None:
 def _step_record(ctx: EngineContext, job: Job) -> Outcome | None:
     data = job["step_data"]
     config = data["config"]
-    now = ctx.clock()
-    created = job["started_at"] or now  # AWS counts retention from the recovery point's creation
-    lifecycle = lifecycle_from_aws_json(job["lifecycle"]) if job["lifecycle"] else None
-    # EC2 recovery points have no cold storage in AWS Backup: the setting is kept, the transition never made.
-    _, delete_at = calculated_lifecycle(created, lifecycle) if lifecycle else (None, None)
     rp_arn = image_arn(job["region"], data["image_id"])
     volumes = [
         {
@@ -260,6 +259,23 @@ def _step_record(ctx: EngineContext, job: Job) -> Outcome | None:
         }
         for bdm in config["BlockDeviceMappings"]
     ]
+    return _insert_point(ctx, job, rp_arn, data["image_id"], config, volumes)
+
+
+def _insert_point(
+    ctx: EngineContext, job: Job, rp_arn: str, image_id: str | None, instance: dict[str, Any] | None,
+    volumes: list[dict[str, Any]],
+) -> Outcome:
+    """The recovery point and the job's COMPLETED state, in one transaction fenced by the job's version.
+
+    Neither EC2 nor EBS points ever move to cold storage here: MoveToColdStorageAfterDays is kept as given, but
+    AWS Backup has no cold tier for EC2, and Snapkeep's engine has no EBS Snapshots Archive step, so EBS points
+    stay WARM (and restorable) until they expire.
+    """
+    now = ctx.clock()
+    created = job["started_at"] or now  # AWS counts retention from the recovery point's creation
+    lifecycle = lifecycle_from_aws_json(job["lifecycle"]) if job["lifecycle"] else None
+    _, delete_at = calculated_lifecycle(created, lifecycle) if lifecycle else (None, None)
     done = {
         "state": BackupJobState.COMPLETED.value,
         "step": "done",
@@ -292,8 +308,8 @@ def _step_record(ctx: EngineContext, job: Job) -> Outcome | None:
                     "is_encrypted": any(v["Encrypted"] for v in volumes),
                     "backup_size_bytes": job["backup_size_bytes"] or 0,
                     "tags": job["recovery_point_tags"],
-                    "image_id": data["image_id"],
-                    "instance": config,
+                    "image_id": image_id,
+                    "instance": instance,
                     "volumes": volumes,
                     "completion_date": now,
                     "creation_date": created,
@@ -319,8 +335,9 @@ def _step_cleanup(ctx: EngineContext, job: Job) -> Outcome:
     if data.get("snapshot_requested") or data.get("image_requested"):
         ctx.check_lease()
         client = _client(ctx, job)
-        for image in ec2api.images_tagged(client, ec2api.TAG_BACKUP_JOB, job["job_id"]):
-            ec2api.deregister_image(client, image["ImageId"])
+        if job["resource_type"] != "EBS":  # an EBS job registers no image
+            for image in ec2api.images_tagged(client, ec2api.TAG_BACKUP_JOB, job["job_id"]):
+                ec2api.deregister_image(client, image["ImageId"])
         recorded = set(data.get("snapshot_ids") or []) | set((data.get("snapshots") or {}).values())
         tagged = {s["SnapshotId"] for s in ec2api.snapshots_tagged(client, ec2api.TAG_BACKUP_JOB, job["job_id"])}
         for snapshot_id in sorted(recorded | tagged):
@@ -359,5 +376,96 @@ _STEPS: dict[str, Callable[[EngineContext, Job], Outcome | None]] = {
     "wait": _step_wait,
     "image": _step_image,
     "record": _step_record,
+    "cleanup": _step_cleanup,
+}
+
+
+# -- EBS volume ---------------------------------------------------------------------------------------------
+
+
+def _volume_configuration(client: Any, volume_id: str) -> dict[str, Any]:
+    try:
+        return ec2api.volume_configuration(ec2api.describe_volume(client, volume_id))
+    except ResourceNotFound as exc:
+        raise JobFailed(f"volume {volume_id} cannot be backed up: it no longer exists") from exc
+
+
+def _step_start_volume(ctx: EngineContext, job: Job) -> Outcome | None:
+    with ctx.store.transaction() as conn:
+        vault = ctx.store.get_vault(conn, job["backup_vault_name"])
+    _check_vault_lock(vault, job)
+    config = _volume_configuration(_client(ctx, job), Arn.parse(job["resource_arn"]).resource_id)
+    _save(
+        ctx,
+        job,
+        state=BackupJobState.RUNNING.value,
+        started_at=ctx.clock(),
+        step="snapshot",
+        step_data=dict(job["step_data"], config=config),
+        percent_done=5.0,
+        backup_size_bytes=int(config["VolumeSize"] or 0) * GIB,  # AWS reports the provisioned size
+        resource_name=config["Tags"].get("Name"),
+    )
+    return None
+
+
+def _step_snapshot_volume(ctx: EngineContext, job: Job) -> Outcome | None:
+    data = dict(job["step_data"])
+    client = _client(ctx, job)
+    volume_id = data["config"]["VolumeId"]
+    if data.get("snapshot_requested"):
+        # A previous attempt may have created the snapshot and died before recording it: adopt it by its tag.
+        found = ec2api.snapshots_tagged(client, ec2api.TAG_BACKUP_JOB, job["job_id"])
+        usable = sorted((s for s in found if s["State"] != "error"),
+                        key=lambda s: (str(s.get("StartTime", "")), s["SnapshotId"]))
+        for extra in [s for s in found if s not in usable[:1]]:  # failed ones, and any second one
+            ec2api.delete_snapshot(client, extra["SnapshotId"])
+        if usable:
+            return _record_volume_snapshot(ctx, job, client, usable[0]["SnapshotId"])
+    _save(ctx, job, step_data=dict(data, snapshot_requested=True))
+    ctx.check_lease()
+    tags = {**job["recovery_point_tags"], ec2api.TAG_BACKUP_JOB: job["job_id"],
+            ec2api.TAG_SOURCE_RESOURCE: job["resource_arn"]}
+    created = ec2api.create_volume_snapshot(client, volume_id, tags, f"Snapkeep backup job {job['job_id']}")
+    _remember_snapshots(ctx, job, [created["SnapshotId"]])
+    return _record_volume_snapshot(ctx, job, client, created["SnapshotId"])
+
+
+def _record_volume_snapshot(ctx: EngineContext, job: Job, client: Any, snapshot_id: str) -> Outcome:
+    # Keep the volume as it was when the snapshot was taken, not when the job started.
+    config = _volume_configuration(client, job["step_data"]["config"]["VolumeId"])
+    _save(ctx, job, step="wait", percent_done=10.0, step_data=dict(
+        job["step_data"], config=config, snapshot_ids=[snapshot_id], snapshots={config["VolumeId"]: snapshot_id}))
+    return ctx.poll_later()
+
+
+def _step_record_volume(ctx: EngineContext, job: Job) -> Outcome | None:
+    data = job["step_data"]
+    config = data["config"]
+    snapshot_id = data["snapshots"][config["VolumeId"]]
+    attached = (config.get("Attachments") or [{}])[0]
+    volume = {
+        "DeviceName": attached.get("Device"),
+        "VolumeId": config["VolumeId"],
+        "SnapshotId": snapshot_id,
+        "SnapshotArn": snapshot_arn(job["region"], snapshot_id),
+        "VolumeSize": config["VolumeSize"],
+        "VolumeType": config["VolumeType"],
+        "Encrypted": config["Encrypted"],
+        "KmsKeyId": config["KmsKeyId"],
+        "Iops": config["Iops"],
+        "Throughput": config["Throughput"],
+        "AvailabilityZone": config["AvailabilityZone"],
+        "DeleteOnTermination": bool(attached.get("DeleteOnTermination", False)),
+        "Tags": config["Tags"],
+    }
+    return _insert_point(ctx, job, snapshot_arn(job["region"], snapshot_id), None, None, [volume])
+
+
+_EBS_STEPS: dict[str, Callable[[EngineContext, Job], Outcome | None]] = {
+    "start": _step_start_volume,
+    "snapshot": _step_snapshot_volume,
+    "wait": _step_wait,
+    "record": _step_record_volume,
     "cleanup": _step_cleanup,
 }

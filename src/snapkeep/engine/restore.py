@@ -1,5 +1,8 @@
 """Restore jobs, as resumable steps: a whole EC2 instance, or a single EBS volume, always as a new resource.
 
+A volume is created from one snapshot: the only one of an EBS recovery point (a volume's snapshot), or the one
+chosen by DeviceName / volumeId of an EC2 recovery point.
+
 start → launch/create → wait → done, or cleanup → done on failure. `launch_requested` / `create_requested` is
 recorded before RunInstances / CreateVolume is asked (with the restore job id as ClientToken and as a tag), so a
 restarted job adopts what an earlier attempt made instead of making it twice, and a failed job finds by tag
@@ -26,9 +29,14 @@ from snapkeep.aws import ec2 as ec2api
 from snapkeep.aws.ec2 import TransientAwsError
 from snapkeep.catalog import tables
 from snapkeep.domain.arn import instance_arn, volume_arn
-from snapkeep.domain.errors import InvalidParameterValue, ResourceNotFound, SnapkeepError
+from snapkeep.domain.errors import InvalidParameterValue, MissingParameterValue, ResourceNotFound, SnapkeepError
 from snapkeep.domain.jobs import RestoreJobStatus
-from snapkeep.domain.restore_metadata import NO_PROFILE, USE_BACKED_UP_VALUE
+from snapkeep.domain.restore_metadata import (
+    IOPS_VOLUME_TYPES,
+    NO_PROFILE,
+    THROUGHPUT_VOLUME_TYPES,
+    USE_BACKED_UP_VALUE,
+)
 from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob, advance_with_reload
 
 log = logging.getLogger("snapkeep.restore")
@@ -391,6 +399,28 @@ def _volume_request(job: Job, point: dict[str, Any]) -> dict[str, Any]:
     elif _flag(meta, "encrypted"):
         kwargs["Encrypted"] = True
     return kwargs
+
+
+def check_volume_request(source: dict[str, Any], meta: dict[str, Any]) -> None:
+    """What CreateVolume would refuse, refused before a job is recorded: a size below the snapshot's, iops or
+    throughput the resulting volume type does not take, an io1/io2 volume without iops."""
+    size = source.get("VolumeSize")
+    if meta.get("volumeSize") and size and int(meta["volumeSize"]) < int(size):
+        raise InvalidParameterValue(
+            f"Metadata.volumeSize: {meta['volumeSize']} GiB is smaller than the backed-up volume ({size} GiB); "
+            f"give at least {size}", field="Metadata.volumeSize")
+    volume_type = str(meta.get("volumeType") or source.get("VolumeType") or "gp3")
+    if meta.get("iops") and volume_type not in IOPS_VOLUME_TYPES:
+        raise InvalidParameterValue(
+            f"Metadata.iops: can only be set for volume types {', '.join(IOPS_VOLUME_TYPES)}, not {volume_type}",
+            field="Metadata.iops")
+    if meta.get("throughput") and volume_type not in THROUGHPUT_VOLUME_TYPES:
+        raise InvalidParameterValue(f"Metadata.throughput: can only be set for volume type gp3, not {volume_type}",
+                                    field="Metadata.throughput")
+    if volume_type in ("io1", "io2") and not meta.get("iops") and not (
+            volume_type == source.get("VolumeType") and source.get("Iops")):
+        raise MissingParameterValue(f"Metadata.iops is required for volume type {volume_type}",
+                                    field="Metadata.iops")
 
 
 def pick_volume(point: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,12 @@ point whose AWS resources cannot be removed after several tries ends EXPIRED wit
 A recovery point under an active legal hold is never expired (domain.retention plans it as kept); a vault lock
 does not delay expiry.
 
+An EBS recovery point is one snapshot and no image: its expiry deletes that snapshot.
+
 EC2 recovery points never move to cold storage: AWS Backup ignores MoveToColdStorageAfterDays for resource types
-without cold storage, and EC2 is one (EBS would refuse to archive snapshots that back an AMI anyway).
+without cold storage, and EC2 is one (EBS would refuse to archive snapshots that back an AMI anyway). EBS has a cold
+tier in AWS Backup (the EBS Snapshots Archive), but Snapkeep has no archive step yet: an EBS point keeps the
+setting in its Lifecycle, stays WARM and restorable, and is deleted at DeleteAt like any other.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from snapkeep.catalog.reports import region_settings
 from snapkeep.catalog.store import CatalogStore
 from snapkeep.domain.arn import Arn
+from snapkeep.domain.errors import InvalidParameterValue
 from snapkeep.domain.job_reports import assigned_explicitly, effective_region_settings, opted_out
 from snapkeep.domain.jobs import BackupJobState, JobWindows
 from snapkeep.domain.plans import BackupRule, lifecycle_to_aws_json, plan_from_aws_json
@@ -23,6 +24,23 @@ from snapkeep.engine.queue import TaskQueue
 
 def new_job_id() -> str:
     return str(uuid.uuid4()).upper()
+
+
+BACKUP_RESOURCE_TYPES = {"instance": "EC2", "volume": "EBS"}
+"""EC2 resource kind in an ARN -> the AWS Backup resource type Snapkeep backs it up as."""
+
+
+def backup_resource_type(resource_arn: str, *, field: str = "ResourceArn") -> str:
+    """AWS Backup's resource type of an ARN Snapkeep can back up (EC2 or EBS); anything else is refused."""
+    arn = Arn.parse(resource_arn, field=field)
+    kind = BACKUP_RESOURCE_TYPES.get(arn.resource_type) if arn.service == "ec2" and arn.account else None
+    if kind is None or not arn.resource_id or arn.resource_id == arn.resource:
+        raise InvalidParameterValue(
+            f"{field}: '{resource_arn}' is not an EC2 instance or EBS volume ARN "
+            "(arn:aws:ec2:REGION:ACCOUNT:instance/i-... or arn:aws:ec2:REGION:ACCOUNT:volume/vol-...)",
+            field=field,
+        )
+    return kind
 
 
 def run_scheduled_rule(ctx: EngineContext, run_id: str) -> Outcome:
@@ -137,6 +155,7 @@ def create_backup_job(
 ) -> dict[str, Any]:
     """Record a backup job and its task in the caller's transaction (idempotent by `idempotency_key`)."""
     arn = Arn.parse(resource_arn)
+    resource_type = backup_resource_type(resource_arn)
     start_minutes = start_window_minutes or (rule.start_window_minutes if rule else 480)
     complete_minutes = completion_window_minutes or (rule.completion_window_minutes if rule else 10080)
     windows = JobWindows.from_minutes(scheduled_at, start_minutes, complete_minutes)
@@ -152,7 +171,7 @@ def create_backup_job(
             "region": arn.region,
             "backup_vault_name": vault,
             "resource_arn": resource_arn,
-            "resource_type": "EC2",
+            "resource_type": resource_type,
             "plan_id": plan_id,
             "plan_version_id": plan_version_id,
             "rule_name": rule.rule_name if rule else None,

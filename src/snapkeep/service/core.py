@@ -38,14 +38,14 @@ from snapkeep.domain.job_reports import (
 )
 from snapkeep.domain.jobs import BackupJobState, RestoreJobStatus, check_stoppable
 from snapkeep.domain.plans import lifecycle_from_aws_json, lifecycle_to_aws_json, plan_from_aws_json, plan_to_aws_json
-from snapkeep.domain.restore_metadata import validate_restore_metadata
+from snapkeep.domain.restore_metadata import IOPS_VOLUME_TYPES, THROUGHPUT_VOLUME_TYPES, validate_restore_metadata
 from snapkeep.domain.retention import RetentionLifecycle, calculated_lifecycle, validate_lifecycle_change
 from snapkeep.domain.selection import selection_from_aws_json, selection_to_aws_json
 from snapkeep.domain.tags import validate_tags
 from snapkeep.domain.vaults import validate_vault_name
 from snapkeep.engine.queue import TaskQueue
-from snapkeep.engine.restore import pick_volume
-from snapkeep.engine.runs import create_backup_job, new_job_id
+from snapkeep.engine.restore import check_volume_request, pick_volume
+from snapkeep.engine.runs import backup_resource_type, create_backup_job, new_job_id
 from snapkeep.service.base import ServiceBase
 from snapkeep.service.base import require as _require
 from snapkeep.service.governance import GovernanceOperations
@@ -65,6 +65,46 @@ def _check_role_arn(value: str, field: str = "IamRoleArn") -> None:
 
 def _version_id() -> str:
     return base64.b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes[:8]).decode().rstrip("=").replace("/", "A")
+
+
+def _instance_restore_metadata(row: Row) -> dict[str, str]:
+    """StartRestoreJob's EC2 keys with the backed-up instance's values."""
+    config = row["instance"] or {}
+    meta: dict[str, str] = {}
+    for key in ("InstanceType", "SubnetId", "VpcId", "KeyName"):
+        if config.get(key):
+            meta[key] = str(config[key])
+    if config.get("SecurityGroupIds"):
+        meta["SecurityGroupIds"] = json.dumps(config["SecurityGroupIds"])
+    placement = {
+        k: v
+        for k, v in (("AvailabilityZone", config.get("AvailabilityZone")), ("Tenancy", config.get("Tenancy")))
+        if v
+    }
+    if placement:
+        meta["Placement"] = json.dumps(placement)
+    meta["EbsOptimized"] = "true" if config.get("EbsOptimized") else "false"
+    if config.get("IamInstanceProfileArn"):
+        meta["IamInstanceProfileName"] = "UseBackedUpValue"
+    return meta
+
+
+def _volume_restore_metadata(row: Row) -> dict[str, str]:
+    """StartRestoreJob's EBS keys with the backed-up volume's values; only keys StartRestoreJob would accept back
+    (iops for io1/io2/gp3, throughput for gp3, kmsKeyId when encrypted)."""
+    volume = (row["volumes"] or [{}])[0]
+    meta: dict[str, str] = {"encrypted": "true" if volume.get("Encrypted") else "false"}
+    for key, source in (("availabilityZone", "AvailabilityZone"), ("volumeType", "VolumeType"),
+                        ("volumeSize", "VolumeSize")):
+        if volume.get(source):
+            meta[key] = str(volume[source])
+    if volume.get("Iops") and volume.get("VolumeType") in IOPS_VOLUME_TYPES:
+        meta["iops"] = str(volume["Iops"])
+    if volume.get("Throughput") and volume.get("VolumeType") in THROUGHPUT_VOLUME_TYPES:
+        meta["throughput"] = str(volume["Throughput"])
+    if volume.get("Encrypted") and volume.get("KmsKeyId"):
+        meta["kmsKeyId"] = str(volume["KmsKeyId"])
+    return meta
 
 
 class BackupService(GovernanceOperations, NotificationOperations, ReportOperations, ServiceBase):
@@ -400,11 +440,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
         recovery_point_tags: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         arn = arns.Arn.parse(_require(resource_arn, "ResourceArn"))
-        if arn.service != "ec2" or arn.resource_type != "instance":
-            raise InvalidParameterValue(
-                f"ResourceArn: '{resource_arn}' is not an EC2 instance ARN (only EC2 instances are supported)",
-                field="ResourceArn",
-            )
+        resource_type = backup_resource_type(resource_arn)
         _check_role_arn(_require(iam_role_arn, "IamRoleArn"))
         start = 480 if start_window_minutes is None else start_window_minutes
         complete = 10080 if complete_window_minutes is None else complete_window_minutes
@@ -428,7 +464,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
         key = f"token:{idempotency_token}" if idempotency_token else f"ondemand:{new_job_id()}"
         with self.store.transaction() as conn:
             self.store.get_vault(conn, _require(vault, "BackupVaultName"))
-            check_opted_in(effective_region_settings(reports.region_settings(conn)), "EC2", resource_arn)
+            check_opted_in(effective_region_settings(reports.region_settings(conn)), resource_type, resource_arn)
             with_accounts = {a["account_id"] for a in self.store.list_accounts(conn)}
             if arn.account not in with_accounts:
                 raise InvalidParameterValue(
@@ -593,8 +629,10 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
             )
             move_at, delete_at = calculated_lifecycle(row["creation_date"], new)
             self._check_point_lifecycle(conn, row, new.delete_after_days, delete_at)
-            if row["resource_type"] == "EC2":
-                move_at = None  # no cold storage for EC2 in AWS Backup: the setting is kept, never acted on
+            if row["resource_type"] in ("EC2", "EBS"):
+                # No cold storage for EC2 in AWS Backup, and no EBS archive step in Snapkeep (see
+                # engine.retention): the setting is kept, never acted on.
+                move_at = None
             stored = lifecycle_to_aws_json(new)
             self.store.update_recovery_point(
                 conn, arn, {"lifecycle": stored, "move_to_cold_at": move_at, "delete_at": delete_at}
@@ -697,23 +735,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
             raise ResourceNotFound(
                 f"recovery point {arn} not found in backup vault '{vault}'", field="RecoveryPointArn"
             )
-        config = row["instance"] or {}
-        meta: dict[str, str] = {}
-        for key in ("InstanceType", "SubnetId", "VpcId", "KeyName"):
-            if config.get(key):
-                meta[key] = str(config[key])
-        if config.get("SecurityGroupIds"):
-            meta["SecurityGroupIds"] = json.dumps(config["SecurityGroupIds"])
-        placement = {
-            k: v
-            for k, v in (("AvailabilityZone", config.get("AvailabilityZone")), ("Tenancy", config.get("Tenancy")))
-            if v
-        }
-        if placement:
-            meta["Placement"] = json.dumps(placement)
-        meta["EbsOptimized"] = "true" if config.get("EbsOptimized") else "false"
-        if config.get("IamInstanceProfileArn"):
-            meta["IamInstanceProfileName"] = "UseBackedUpValue"
+        meta = _volume_restore_metadata(row) if row["resource_type"] == "EBS" else _instance_restore_metadata(row)
         return {
             "BackupVaultArn": arns.vault_arn(self.region, self.account_id, vault),
             "RecoveryPointArn": arn,
@@ -747,9 +769,14 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
                 raise InvalidParameterValue(
                     f"ResourceType: '{kind}' is not supported (EC2 or EBS)", field="ResourceType"
                 )
+            if kind == "EC2" and point["resource_type"] == "EBS":
+                raise InvalidParameterValue(
+                    "ResourceType: an EBS recovery point (a volume's snapshot) restores as EBS only, not EC2",
+                    field="ResourceType",
+                )
             meta = validate_restore_metadata(kind, meta)
             if kind == "EBS":
-                pick_volume(point, meta)
+                check_volume_request(pick_volume(point, meta), meta)
             job_id = new_job_id()
             job = self.store.insert_restore_job(
                 conn,
