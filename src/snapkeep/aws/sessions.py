@@ -11,6 +11,7 @@ import boto3
 from botocore.config import Config
 
 from snapkeep.aws.errors import aws_errors
+from snapkeep.domain.errors import DependencyFailure
 
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60)
 _REFRESH_MARGIN_SECONDS = 300
@@ -70,6 +71,19 @@ class SessionProvider:
                 expires = creds.expires_at
             self._clients[key] = (client, expires)
             return client
+
+    def credentials(self, region: str, role_arn: str | None = None) -> tuple[str, str, str | None]:
+        """(access key, secret key, session token) the clients of this account use, for requests signed
+        without boto3 (the EBS block path); assumed-role credentials are refreshed as for the clients."""
+        if role_arn is not None:
+            with self._lock:
+                creds = self._assumed(role_arn, region)
+            return creds.access_key_id, creds.secret_access_key, creds.session_token
+        base = self._base.get_credentials()
+        if base is None:
+            raise DependencyFailure("no AWS credentials are configured (environment, profile or instance role)")
+        frozen = base.get_frozen_credentials()
+        return frozen.access_key, frozen.secret_key, frozen.token
 
     def _assumed(self, role_arn: str, region: str) -> _Credentials:
         creds = self._credentials.get(role_arn)

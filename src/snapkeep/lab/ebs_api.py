@@ -9,8 +9,11 @@ tokens bound to (snapshot, index), MaxResults of at least 100, ListChangedBlocks
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import json
 import re
+import threading
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -20,10 +23,11 @@ from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.elastic_block_store import Snapshot, Volume
 from moto.ec2.utils import random_snapshot_id
+from werkzeug.exceptions import HTTPException
 
 from snapkeep.lab import tokens
 from snapkeep.lab.blocks import BLOCK_SIZE, CHECKSUM_ALGORITHM, BlockMap, block_count, sha256_b64
-from snapkeep.lab.errors import EbsConflictError, EbsNotFoundError, EbsValidationError
+from snapkeep.lab.errors import EbsApiError, EbsConflictError, EbsNotFoundError, EbsValidationError
 from snapkeep.lab.records import LAB_LOCK, SnapshotData, clock, set_snapshot_data, snapshot_data
 from snapkeep.lab.settings import SETTINGS
 
@@ -209,11 +213,14 @@ def get_snapshot_block(self: Any) -> ActionResult:
     block = data.blocks.get(index)
     if block is None:
         raise EbsValidationError(f"Block {index} of snapshot '{snapshot.id}' has no data.", "INVALID_BLOCK")
+    checksum = sha256_b64(block)
+    if FAULTS.take_corrupt_checksum():
+        checksum = sha256_b64(block + b"corrupted by the lab's test hook")
     return ActionResult(
         {
             "DataLength": BLOCK_SIZE,
             "BlockData": block,
-            "Checksum": sha256_b64(block),
+            "Checksum": checksum,
             "ChecksumAlgorithm": CHECKSUM_ALGORITHM,
         }
     )
@@ -446,12 +453,104 @@ def complete_snapshot(self: Any) -> ActionResult:
     return ActionResult({"Status": data.status()})
 
 
+# --- test hooks (POST /_harness/faults) ---------------------------------------------------------------------
+
+
+THROTTLE_STATUSES = (429, 400, 503)
+
+
+class _ThrottledError(EbsApiError):
+    code = "RequestThrottledException"
+    default_reason = "ACCOUNT_THROTTLED"
+
+
+class _HttpThrottle(HTTPException):
+    """A throttling answer outside the EBS model's error shapes (429 ThrottlingException, 503 from the front end)."""
+
+    def __init__(self, status: int, error_code: str, message: str) -> None:
+        super().__init__(description=json.dumps({"__type": error_code, "message": message}))
+        self.code = status
+        self.error_code = error_code
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [("Content-Type", "application/json"), ("x-amzn-ErrorType", self.error_code)]
+
+
+class LabFaults:
+    """Faults a test switches on to see a client cope: the next N EBS direct API calls answered as throttled
+    (429 ThrottlingException, 400 RequestThrottledException or 503), the checksums of the next M GetSnapshotBlock
+    answers corrupted. A moto reset clears them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._throttle_calls = 0
+            self._throttle_status = 429
+            self._corrupt_checksums = 0
+
+    def set(self, *, throttle_calls: int | None = None, throttle_status: int | None = None,
+            corrupt_checksums: int | None = None) -> None:
+        if throttle_status is not None and throttle_status not in THROTTLE_STATUSES:
+            raise ValueError(f"ThrottleStatus: must be one of {THROTTLE_STATUSES}, got {throttle_status!r}")
+        for name, value in (("ThrottleCalls", throttle_calls), ("CorruptChecksums", corrupt_checksums)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name}: must be a whole number >= 0, got {value!r}")
+        with self._lock:
+            if throttle_calls is not None:
+                self._throttle_calls = throttle_calls
+            if throttle_status is not None:
+                self._throttle_status = throttle_status
+            if corrupt_checksums is not None:
+                self._corrupt_checksums = corrupt_checksums
+
+    def take_throttle(self) -> int | None:
+        """The status to throttle this call with, or None to serve it."""
+        with self._lock:
+            if self._throttle_calls <= 0:
+                return None
+            self._throttle_calls -= 1
+            return self._throttle_status
+
+    def take_corrupt_checksum(self) -> bool:
+        with self._lock:
+            if self._corrupt_checksums <= 0:
+                return False
+            self._corrupt_checksums -= 1
+            return True
+
+    def to_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {"ThrottleCalls": self._throttle_calls, "ThrottleStatus": self._throttle_status,
+                    "CorruptChecksums": self._corrupt_checksums}
+
+
+FAULTS = LabFaults()
+SETTINGS.on_reset(FAULTS.clear)
+
+
+def _throttled(handler: Callable[[Any], ActionResult]) -> Callable[[Any], ActionResult]:
+    @functools.wraps(handler)
+    def serve(self: Any) -> ActionResult:
+        status = FAULTS.take_throttle()
+        if status == 400:
+            raise _ThrottledError("The request was throttled (the lab's test hook).")
+        if status is not None:
+            code = "ThrottlingException" if status == 429 else "ServiceUnavailableException"
+            raise _HttpThrottle(status, code, "Rate exceeded (the lab's test hook).")
+        return handler(self)
+
+    return serve
+
+
 HANDLERS: dict[str, Callable[[Any], ActionResult]] = {
-    "start_snapshot": start_snapshot,
-    "put_snapshot_block": put_snapshot_block,
-    "complete_snapshot": complete_snapshot,
-    "list_snapshot_blocks": list_snapshot_blocks,
-    "list_changed_blocks": list_changed_blocks,
-    "get_snapshot_block": get_snapshot_block,
+    "start_snapshot": _throttled(start_snapshot),
+    "put_snapshot_block": _throttled(put_snapshot_block),
+    "complete_snapshot": _throttled(complete_snapshot),
+    "list_snapshot_blocks": _throttled(list_snapshot_blocks),
+    "list_changed_blocks": _throttled(list_changed_blocks),
+    "get_snapshot_block": _throttled(get_snapshot_block),
 }
 """EBSResponse method name -> the lab's replacement."""

@@ -97,6 +97,20 @@ class LabHarness:
         """How long snapshots started from now on stay pending (a reset restores the server's start value)."""
         self._json("POST", "/_harness/config", json.dumps({"SnapshotSeconds": seconds}).encode())
 
+    def set_faults(self, *, throttle_calls: int | None = None, throttle_status: int | None = None,
+                   corrupt_checksums: int | None = None) -> dict[str, int]:
+        """Test hook: answer the next `throttle_calls` EBS direct API calls as throttled (HTTP 429
+        ThrottlingException, 400 RequestThrottledException or 503) and give the next `corrupt_checksums`
+        GetSnapshotBlock answers a wrong x-amz-Checksum. A reset disarms both."""
+        fields = {"ThrottleCalls": throttle_calls, "ThrottleStatus": throttle_status,
+                  "CorruptChecksums": corrupt_checksums}
+        body = json.dumps({key: value for key, value in fields.items() if value is not None}).encode()
+        return {key: int(value) for key, value in self._json("POST", "/_harness/faults", body).items()}
+
+    def faults(self) -> dict[str, int]:
+        """The faults still armed (counts left)."""
+        return {key: int(value) for key, value in self._json("GET", "/_harness/faults").items()}
+
     def reset(self) -> None:
         """Drop every resource and block in the lab (moto's reset) and restore the start-up settings."""
         self._call("POST", "/moto-api/reset", body=b"")

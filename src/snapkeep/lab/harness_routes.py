@@ -6,6 +6,9 @@
     GET  /_harness/snapshots/<snapshot-id>/digest             {"SnapshotId", "Sha256", "BlocksWritten", ...}
     GET  /_harness/config                                     {"SnapshotSeconds": s}
     POST /_harness/config   {"SnapshotSeconds": s}            change the snapshot delay at runtime
+    GET  /_harness/faults                                     the test-hook faults still armed
+    POST /_harness/faults   {"ThrottleCalls": n, "ThrottleStatus": 429|400|503, "CorruptChecksums": m}
+                            throttle the next n EBS direct API calls, corrupt the next m block checksums
 
 Volume and snapshot ids are unique across accounts and regions, so they are looked up in every backend.
 Errors are JSON `{"Code", "Message"}` with 400, 404 or 405.
@@ -172,10 +175,33 @@ def _config(request: Request) -> Response:
     return _json(SETTINGS.to_dict())
 
 
+def _faults(request: Request) -> Response:
+    from snapkeep.lab.ebs_api import FAULTS
+
+    if request.method == "POST":
+        try:
+            body = json.loads(request.get_data() or b"{}")
+        except ValueError:
+            raise HarnessError(400, "InvalidParameterValue", "body: must be a JSON object.") from None
+        allowed = {"ThrottleCalls", "ThrottleStatus", "CorruptChecksums"}
+        if not isinstance(body, dict) or set(body) - allowed:
+            raise HarnessError(400, "InvalidParameterValue", f"body: only the keys {sorted(allowed)} are accepted.")
+        try:
+            FAULTS.set(throttle_calls=body.get("ThrottleCalls"), throttle_status=body.get("ThrottleStatus"),
+                       corrupt_checksums=body.get("CorruptChecksums"))
+        except ValueError as exc:
+            raise HarnessError(400, "InvalidParameterValue", str(exc)) from None
+    elif request.method != "GET":
+        raise HarnessError(405, "MethodNotAllowed", "faults: use GET or POST.")
+    return _json(FAULTS.to_dict())
+
+
 def dispatch(request: Request) -> Response:
     try:
         if request.path in ("/_harness/config", "/_harness/config/"):
             return _config(request)
+        if request.path in ("/_harness/faults", "/_harness/faults/"):
+            return _faults(request)
         match = _ROUTE.match(request.path)
         if match is None:
             raise HarnessError(404, "NotFound", f"No harness endpoint at {request.path}.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable
 
 SNAPSHOT_SECONDS_ENV = "SNAPKEEP_LAB_SNAPSHOT_SECONDS"
 MAX_SNAPSHOT_SECONDS = 3600.0
@@ -39,6 +40,11 @@ class LabSettings:
         self._lock = threading.Lock()
         self._snapshot_seconds = snapshot_seconds
         self._initial_snapshot_seconds = snapshot_seconds
+        self._reset_hooks: list[Callable[[], None]] = []
+
+    def on_reset(self, hook: Callable[[], None]) -> None:
+        """Call `hook` on every reset too (the test-hook faults of ebs_api are cleared this way)."""
+        self._reset_hooks.append(hook)
 
     @property
     def snapshot_seconds(self) -> float:
@@ -60,6 +66,8 @@ class LabSettings:
     def reset(self) -> None:
         with self._lock:
             self._snapshot_seconds = self._initial_snapshot_seconds
+        for hook in list(self._reset_hooks):
+            hook()
 
     def to_dict(self) -> dict[str, float]:
         with self._lock:
