@@ -110,11 +110,17 @@ def _configuration(client: Any, instance_id: str) -> dict[str, Any]:
 
 
 def _step_start(ctx: EngineContext, job: Job) -> Outcome | None:
+    """For an instance or a volume alike: lock check, then the resource's configuration and provisioned size."""
     with ctx.store.transaction() as conn:
         vault = ctx.store.get_vault(conn, job["backup_vault_name"])
     _check_vault_lock(vault, job)
-    config = _configuration(_client(ctx, job), Arn.parse(job["resource_arn"]).resource_id)
-    size = sum(int(b["VolumeSize"] or 0) for b in config["BlockDeviceMappings"]) * GIB
+    client, resource_id = _client(ctx, job), Arn.parse(job["resource_arn"]).resource_id
+    if job["resource_type"] == "EBS":
+        config = _volume_configuration(client, resource_id)
+        size = int(config["VolumeSize"] or 0) * GIB  # AWS reports the provisioned size
+    else:
+        config = _configuration(client, resource_id)
+        size = sum(int(b["VolumeSize"] or 0) for b in config["BlockDeviceMappings"]) * GIB
     _save(
         ctx,
         job,
@@ -390,25 +396,6 @@ def _volume_configuration(client: Any, volume_id: str) -> dict[str, Any]:
         raise JobFailed(f"volume {volume_id} cannot be backed up: it no longer exists") from exc
 
 
-def _step_start_volume(ctx: EngineContext, job: Job) -> Outcome | None:
-    with ctx.store.transaction() as conn:
-        vault = ctx.store.get_vault(conn, job["backup_vault_name"])
-    _check_vault_lock(vault, job)
-    config = _volume_configuration(_client(ctx, job), Arn.parse(job["resource_arn"]).resource_id)
-    _save(
-        ctx,
-        job,
-        state=BackupJobState.RUNNING.value,
-        started_at=ctx.clock(),
-        step="snapshot",
-        step_data=dict(job["step_data"], config=config),
-        percent_done=5.0,
-        backup_size_bytes=int(config["VolumeSize"] or 0) * GIB,  # AWS reports the provisioned size
-        resource_name=config["Tags"].get("Name"),
-    )
-    return None
-
-
 def _step_snapshot_volume(ctx: EngineContext, job: Job) -> Outcome | None:
     data = dict(job["step_data"])
     client = _client(ctx, job)
@@ -463,7 +450,7 @@ def _step_record_volume(ctx: EngineContext, job: Job) -> Outcome | None:
 
 
 _EBS_STEPS: dict[str, Callable[[EngineContext, Job], Outcome | None]] = {
-    "start": _step_start_volume,
+    "start": _step_start,
     "snapshot": _step_snapshot_volume,
     "wait": _step_wait,
     "record": _step_record_volume,

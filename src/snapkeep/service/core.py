@@ -55,12 +55,14 @@ from snapkeep.service.reports import ReportOperations
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
 
 
-def _check_role_arn(value: str, field: str = "IamRoleArn") -> None:
+def _check_role_arn(value: str, field: str = "IamRoleArn") -> arns.Arn:
+    """The parsed ARN of an IAM role, or InvalidParameterValue naming `field`."""
     role = arns.Arn.parse(value, field=field)
     if role.service != "iam" or not role.resource.startswith("role/"):
         raise InvalidParameterValue(
             f"{field}: '{value}' is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", field=field
         )
+    return role
 
 
 def _version_id() -> str:
@@ -124,9 +126,7 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
                     f"Regions: '{region}' is not an AWS region name (like eu-west-1)", field="Regions"
                 )
         if role_arn is not None:
-            role = arns.Arn.parse(role_arn, field="RoleArn")
-            if role.service != "iam" or not role.resource.startswith("role/"):
-                raise InvalidParameterValue(f"RoleArn: '{role_arn}' is not an IAM role ARN", field="RoleArn")
+            role = _check_role_arn(role_arn, field="RoleArn")
             if role.account != account_id:
                 raise InvalidParameterValue(
                     f"RoleArn: the role belongs to account {role.account}, not {account_id}", field="RoleArn"
