@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from snapkeep.domain.errors import InvalidParameterValue
@@ -28,6 +28,9 @@ class Settings:
     lease_seconds: float = 60.0  # well above SQLite's busy timeout, so a slow write never loses a lease
     poll_seconds: float = 2.0
     worker_threads: int = 2
+    # The passphrase of vaults' image repositories that are not wrapped by a KMS key (SNAPKEEP_REPO_PASSWORD);
+    # never stored in the catalog.
+    repository_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -51,6 +54,7 @@ class Settings:
             lease_seconds=_seconds(env, "SNAPKEEP_LEASE_SECONDS", 60.0, minimum=MIN_LEASE_SECONDS),
             poll_seconds=_seconds(env, "SNAPKEEP_POLL_SECONDS", 2.0, minimum=None),
             worker_threads=_count(env, "SNAPKEEP_WORKER_THREADS", 2, minimum=1),
+            repository_password=env.get("SNAPKEEP_REPO_PASSWORD") or None,
         )
 
     def with_lab(self, endpoint: str) -> Settings:

@@ -361,6 +361,27 @@ class CatalogStore:
         )
         return [dict(r) for r in rows.mappings()]
 
+    def due_for_cold(self, conn: Connection, now: datetime) -> list[Row]:
+        """Live WARM points with an image backup whose MoveToColdStorageAt has come (their snapshots go)."""
+        c = t.recovery_points.c
+        rows = conn.execute(
+            sa.select(t.recovery_points).where(
+                c.status.in_(("COMPLETED", "AVAILABLE")), c.storage_class == "WARM", c.image_backup.is_not(None),
+                c.move_to_cold_at.is_not(None), c.move_to_cold_at <= now,
+            )
+        )
+        return [dict(r) for r in rows.mappings()]
+
+    def latest_image_backup(self, conn: Connection, vault_name: str, resource_arn: str) -> Row | None:
+        """The newest live point of a resource in a vault that has an image backup: the next one's parent."""
+        c = t.recovery_points.c
+        return _row(conn.execute(
+            sa.select(t.recovery_points)
+            .where(c.backup_vault_name == vault_name, c.resource_arn == resource_arn, c.image_backup.is_not(None),
+                   c.status.in_(("COMPLETED", "AVAILABLE")))
+            .order_by(c.creation_date.desc()).limit(1)
+        ))
+
     def update_recovery_point(self, conn: Connection, arn: str, values: Mapping[str, Any]) -> None:
         events.recovery_point_changing(conn, arn, values)
         self._update(conn, t.recovery_points, {"recovery_point_arn": arn}, values)

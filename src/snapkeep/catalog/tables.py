@@ -69,6 +69,9 @@ backup_vaults = sa.Table(
     sa.Column("access_policy", sa.Text(), nullable=True),
     sa.Column("notification_topic_arn", sa.String(2048), nullable=True),
     sa.Column("notification_events", sa.JSON(), nullable=True),
+    # Where this vault sends an image-level backup of each recovery point (engine.repositories):
+    # {"Url": "s3://bucket/prefix" or a local path, "KmsKeyArn": key wrapping the repository's master key or null}.
+    sa.Column("image_repository", sa.JSON(), nullable=True),
     _created(),
 )
 
@@ -194,6 +197,10 @@ recovery_points = sa.Table(
     # each volume with its snapshot: enough to restore, and to rebuild this row from AWS.
     sa.Column("instance", sa.JSON(), nullable=True),
     sa.Column("volumes", sa.JSON(), nullable=False),
+    # The point's image-level backup, when its vault has a repository: {"RepositoryUrl", "ImageId",
+    # "Disks": {source VolumeId: {"SnapshotId", "Size"}}, "BackupSizeInBytes", "StoredBytes", "CompletionDate"}.
+    # Its snapshots are kept until MoveToColdStorageAt (the point then turns COLD), the image backup until DeleteAt.
+    sa.Column("image_backup", sa.JSON(), nullable=True),
     sa.Column("completion_date", UTCDateTime(), nullable=True),
     _created(),
 )

@@ -17,9 +17,15 @@ vault_app = typer.Typer(no_args_is_help=True, help="Backup vaults.")
 lock_app = typer.Typer(no_args_is_help=True, help="Vault lock: retention bounds every recovery point must keep.")
 policy_app = typer.Typer(no_args_is_help=True, help="Vault access policy (an IAM-style JSON document).")
 notifications_app = typer.Typer(no_args_is_help=True, help="Vault notifications to an SNS topic.")
+repository_app = typer.Typer(
+    no_args_is_help=True,
+    help="The vault's image repository: each new recovery point also gets an image-level backup there, kept until "
+         "the rule's DeleteAfterDays while its snapshots go at MoveToColdStorageAfterDays.",
+)
 vault_app.add_typer(lock_app, name="lock")
 vault_app.add_typer(policy_app, name="policy")
 vault_app.add_typer(notifications_app, name="notifications")
+vault_app.add_typer(repository_app, name="repository")
 
 
 @vault_app.command("create")
@@ -174,3 +180,49 @@ def notifications_delete(name: str) -> None:
     with errors_to_exit():
         backend().call("DeleteBackupVaultNotifications", {"BackupVaultName": name})
     console.print(f"Backup vault {name} no longer sends notifications", markup=False, highlight=False)
+
+
+# -- image repository ---------------------------------------------------------------------------------------
+@repository_app.command("set")
+def repository_set(
+    name: str,
+    repo: Annotated[str, typer.Option("--repo", help="A local directory or s3://bucket/prefix")],
+    kms_key_id: Annotated[str | None, typer.Option(
+        "--kms-key-id", help="KMS key wrapping the repository's master key (else SNAPKEEP_REPO_PASSWORD)")] = None,
+    init: Annotated[bool, typer.Option("--init", help="Create the repository if there is none")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send image-level backups of the vault's new recovery points to a repository (this host's catalog only)."""
+    from snapkeep.cli.backend import open_app, require_local
+    from snapkeep.engine.repositories import set_vault_repository
+
+    with errors_to_exit():
+        require_local("vault repository set")
+        app = open_app()
+        out = set_vault_repository(app.context, name, repo, kms_key_id, init=init)
+    emit(out, as_json, lambda: make_table(f"Image repository of backup vault {name}", ["Field", "Value"],
+                                          list(out.items())))
+
+
+@repository_app.command("show")
+def repository_show(name: str, as_json: JsonOpt = False) -> None:
+    from snapkeep.cli.backend import open_app, require_local
+    from snapkeep.engine.repositories import vault_repository
+
+    with errors_to_exit():
+        require_local("vault repository show")
+        out = vault_repository(open_app().context, name)
+    emit(out, as_json, lambda: make_table(f"Image repository of backup vault {name}", ["Field", "Value"],
+                                          list((out or {"Url": "(none: snapshots only)"}).items())))
+
+
+@repository_app.command("clear")
+def repository_clear(name: str) -> None:
+    """New recovery points of the vault are snapshots only; existing image backups are kept."""
+    from snapkeep.cli.backend import open_app, require_local
+    from snapkeep.engine.repositories import clear_vault_repository
+
+    with errors_to_exit():
+        require_local("vault repository clear")
+        clear_vault_repository(open_app().context, name)
+    console.print(f"Backup vault {name} has no image repository now", markup=False, highlight=False)

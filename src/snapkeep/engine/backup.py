@@ -1,7 +1,9 @@
 """The backup job of an EC2 instance or an EBS volume, as resumable steps.
 
 EC2: start → snapshot → wait → image → record; EBS: start → snapshot → wait → record (the recovery point is the
-volume's snapshot, as in AWS Backup); both end in cleanup on failure or abort. Each step records in the job's
+volume's snapshot, as in AWS Backup); both end in cleanup on failure or abort. In a vault with an image repository
+an image_backup step before record reads the snapshots' blocks into it (EBS direct APIs, incremental by changed
+blocks against the previous point's snapshots). Each step records in the job's
 `step_data` the AWS ids it is about to create (and tags what it creates with the job id) before it waits, so a
 process killed at any point and restarted finishes or fails the job and never leaves a snapshot untracked.
 
@@ -13,6 +15,7 @@ lost connections) are retried; the job's start and completion windows bound how 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from snapkeep.aws import ec2 as ec2api
+from snapkeep.aws.ebs_blocks import EbsBlockSource
 from snapkeep.catalog.governance import vault_lock
 from snapkeep.domain.arn import Arn, image_arn, snapshot_arn
 from snapkeep.domain.errors import AlreadyExists, InvalidRequest, ResourceNotFound, SnapkeepError
@@ -28,6 +32,9 @@ from snapkeep.domain.plans import lifecycle_from_aws_json
 from snapkeep.domain.retention import calculated_lifecycle
 from snapkeep.domain.vaults import check_retention_against_lock
 from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob, advance_with_reload
+from snapkeep.engine.repositories import open_repository
+from snapkeep.imagestore.manifest import Manifest
+from snapkeep.imagestore.repository import Progress, Repository
 
 GIB = 1024**3
 MAX_CLEANUP_ATTEMPTS = 5
@@ -211,7 +218,8 @@ def _step_wait(ctx: EngineContext, job: Job) -> Outcome | None:
         raise JobFailed(f"a snapshot of the {what} failed: " + ", ".join(failed))
     if len(snaps) == len(data["snapshots"]) and all(s["State"] == "completed" for s in snaps):
         # An EBS recovery point is the snapshot itself: no image to register.
-        _save(ctx, job, step="record" if job["resource_type"] == "EBS" else "image", percent_done=90.0)
+        after = _after_snapshots(ctx, job) if job["resource_type"] == "EBS" else "image"
+        _save(ctx, job, step=after, percent_done=90.0)
         return None
     progress = [float(str(s.get("Progress") or "0").rstrip("%") or 0) for s in snaps]
     percent = round(10.0 + 80.0 * (sum(progress) / (100.0 * max(len(progress), 1))), 1)
@@ -240,8 +248,122 @@ def _step_image(ctx: EngineContext, job: Job) -> Outcome | None:
             image_id = ec2api.register_image(client, name, data["config"], data["snapshots"], tags)
         except AlreadyExists:  # an earlier attempt registered it; its answer was lost and its tags not yet seen
             image_id = ec2api.image_named(client, name)
-    _save(ctx, job, step="record", step_data=dict(job["step_data"], image_id=image_id), percent_done=95.0)
+    _save(ctx, job, step=_after_snapshots(ctx, job), step_data=dict(job["step_data"], image_id=image_id),
+          percent_done=95.0 if job["resource_type"] != "EBS" else 90.0)
     return None
+
+
+def _vault_repository(ctx: EngineContext, job: Job) -> dict[str, Any] | None:
+    with ctx.store.transaction() as conn:
+        config = ctx.store.get_vault(conn, job["backup_vault_name"]).get("image_repository")
+    return dict(config) if config else None
+
+
+def _after_snapshots(ctx: EngineContext, job: Job) -> str:
+    """The image-level backup when the vault has a repository, else straight to the record."""
+    return "image_backup" if _vault_repository(ctx, job) else "record"
+
+
+def _volumes_to_read(job: Job) -> list[dict[str, Any]]:
+    """(VolumeId, SnapshotId, DeviceName) of every volume the job snapshotted."""
+    data = job["step_data"]
+    if job["resource_type"] == "EBS":
+        volume_id = data["config"]["VolumeId"]
+        device = ((data["config"].get("Attachments") or [{}])[0]).get("Device")
+        return [{"VolumeId": volume_id, "SnapshotId": data["snapshots"][volume_id], "DeviceName": device,
+                 "Size": int(data["config"]["VolumeSize"] or 0) * GIB}]
+    return [{"VolumeId": b["VolumeId"], "SnapshotId": data["snapshots"][b["DeviceName"]],
+             "DeviceName": b["DeviceName"], "Size": int(b["VolumeSize"] or 0) * GIB}
+            for b in data["config"]["BlockDeviceMappings"]]
+
+
+def _step_image_backup(ctx: EngineContext, job: Job) -> Outcome | None:
+    """Read every snapshot's blocks through the EBS direct APIs into the vault's image repository.
+
+    Incremental when the resource's previous point in this vault still has its snapshots: ListChangedBlocks against
+    each volume's previous snapshot, the previous image backup as parent; otherwise every allocated block is read
+    (and deduplicated against the repository). A rerun after a crash adopts an image backup this job already
+    wrote (found by its BackupJobId tag) instead of writing a second one.
+    """
+    config = _vault_repository(ctx, job)
+    if config is None:  # the vault's repository was removed meanwhile: the point is snapshot-only
+        _save(ctx, job, step="record")
+        return None
+    repo = open_repository(ctx, config)
+    volumes = _volumes_to_read(job)
+    done = next((m for m in repo.images() if m.tags.get("BackupJobId") == job["job_id"]), None)
+    if done is None:
+        with ctx.store.transaction() as conn:
+            previous = ctx.store.latest_image_backup(conn, job["backup_vault_name"], job["resource_arn"])
+        parent = _usable_parent(previous, config, volumes)
+        done = _write_image_backup(ctx, job, repo, config, volumes, parent)
+    record = {
+        "RepositoryUrl": config["Url"],
+        "KmsKeyArn": config.get("KmsKeyArn"),
+        "ImageId": done.image_id,
+        "Disks": {v["VolumeId"]: {"SnapshotId": v["SnapshotId"], "Size": v["Size"], "DeviceName": v["DeviceName"]}
+                  for v in volumes},
+        "BackupSizeInBytes": int(done.stats.get("bytes_read", 0)),
+        "StoredBytes": int(done.stats.get("bytes_stored", 0)),
+        "Parent": done.parent,
+        "CompletionDate": ctx.clock().isoformat(),
+    }
+    _save(ctx, job, step="record", step_data=dict(job["step_data"], image_backup=record), percent_done=99.0)
+    return None
+
+
+def _usable_parent(previous: dict[str, Any] | None, config: dict[str, Any], volumes: list[dict[str, Any]]
+                   ) -> tuple[str, dict[str, str]] | None:
+    """(parent image id, {VolumeId: previous snapshot id}) when the previous point's image backup is in the same
+    repository and its snapshots still exist (WARM); volumes that are new or resized get a full read."""
+    if previous is None or previous["storage_class"] != "WARM":
+        return None
+    backup = previous["image_backup"] or {}
+    if backup.get("RepositoryUrl") != config["Url"]:
+        return None
+    disks = backup.get("Disks") or {}
+    snapshots = {v["VolumeId"]: str(disks[v["VolumeId"]]["SnapshotId"]) for v in volumes
+                 if v["VolumeId"] in disks and int(disks[v["VolumeId"]].get("Size", -1)) == v["Size"]
+                 and disks[v["VolumeId"]]["SnapshotId"] != v["SnapshotId"]}
+    return (str(backup["ImageId"]), snapshots) if snapshots else None
+
+
+def _write_image_backup(ctx: EngineContext, job: Job, repo: Repository, config: dict[str, Any],
+                        volumes: list[dict[str, Any]], parent: tuple[str, dict[str, str]] | None) -> Manifest:
+    role = ctx.role_for(job["account_id"])
+    previous = parent[1] if parent else {}
+    sources = [EbsBlockSource(ctx.sessions, job["region"], v["SnapshotId"], role_arn=role, name=v["VolumeId"],
+                              previous_snapshot_id=previous.get(v["VolumeId"])) for v in volumes]
+    lifecycle = lifecycle_from_aws_json(job["lifecycle"]) if job["lifecycle"] else None
+    _, delete_at = calculated_lifecycle(job["started_at"] or ctx.clock(), lifecycle) if lifecycle else (None, None)
+    last_saved = [time.monotonic()]
+
+    def progress(p: Progress) -> None:
+        # At most every 2 s; a stop request makes this save fail (StaleJob), which ends the backup at once.
+        if time.monotonic() - last_saved[0] >= 2.0 and p.blocks_total:
+            last_saved[0] = time.monotonic()
+            _save(ctx, job, percent_done=round(90.0 + 9.0 * p.blocks_done / p.blocks_total, 1))
+            ctx.check_lease()
+
+    if not job["step_data"].get("image_backup_started"):
+        _save(ctx, job, step_data=dict(job["step_data"], image_backup_started=True))
+    ctx.check_lease()
+    try:
+        return repo.backup(
+            sources,
+            source={"ResourceArn": job["resource_arn"], "ResourceType": job["resource_type"],
+                    "Region": job["region"], "AccountId": job["account_id"],
+                    "Configuration": job["step_data"]["config"]},
+            parent=parent[0] if parent else None,
+            changed_blocks={s.name: s.changed_blocks() for s in sources if s.previous_snapshot_id} or None,
+            delete_after=delete_at,
+            tags={"BackupJobId": job["job_id"], "BackupVaultName": job["backup_vault_name"]},
+            progress=progress,
+            lock_wait=timedelta(minutes=5),
+        )
+    finally:
+        for src in sources:
+            src.close()
 
 
 def _step_record(ctx: EngineContext, job: Job) -> Outcome | None:
@@ -265,23 +387,24 @@ def _step_record(ctx: EngineContext, job: Job) -> Outcome | None:
         }
         for bdm in config["BlockDeviceMappings"]
     ]
-    return _insert_point(ctx, job, rp_arn, data["image_id"], config, volumes)
+    return _insert_point(ctx, job, rp_arn, data["image_id"], config, volumes, data.get("image_backup"))
 
 
 def _insert_point(
     ctx: EngineContext, job: Job, rp_arn: str, image_id: str | None, instance: dict[str, Any] | None,
-    volumes: list[dict[str, Any]],
+    volumes: list[dict[str, Any]], image_backup: dict[str, Any] | None = None,
 ) -> Outcome:
     """The recovery point and the job's COMPLETED state, in one transaction fenced by the job's version.
 
-    Neither EC2 nor EBS points ever move to cold storage here: MoveToColdStorageAfterDays is kept as given, but
-    AWS Backup has no cold tier for EC2, and Snapkeep's engine has no EBS Snapshots Archive step, so EBS points
+    A point with an image backup moves to cold storage at MoveToColdStorageAt: its snapshots are deleted and it is
+    restored from the image backup from then on (engine.retention). A point without one never moves:
+    MoveToColdStorageAfterDays is kept as given, but AWS Backup has no cold tier for EC2 snapshots, and EBS points
     stay WARM (and restorable) until they expire.
     """
     now = ctx.clock()
     created = job["started_at"] or now  # AWS counts retention from the recovery point's creation
     lifecycle = lifecycle_from_aws_json(job["lifecycle"]) if job["lifecycle"] else None
-    _, delete_at = calculated_lifecycle(created, lifecycle) if lifecycle else (None, None)
+    cold_at, delete_at = calculated_lifecycle(created, lifecycle) if lifecycle else (None, None)
     done = {
         "state": BackupJobState.COMPLETED.value,
         "step": "done",
@@ -309,7 +432,7 @@ def _insert_point(
                     "status": "COMPLETED",
                     "storage_class": "WARM",
                     "lifecycle": job["lifecycle"],
-                    "move_to_cold_at": None,
+                    "move_to_cold_at": cold_at if image_backup else None,
                     "delete_at": delete_at,
                     "is_encrypted": any(v["Encrypted"] for v in volumes),
                     "backup_size_bytes": job["backup_size_bytes"] or 0,
@@ -317,6 +440,7 @@ def _insert_point(
                     "image_id": image_id,
                     "instance": instance,
                     "volumes": volumes,
+                    "image_backup": image_backup,
                     "completion_date": now,
                     "creation_date": created,
                 },
@@ -338,6 +462,7 @@ def _step_cleanup(ctx: EngineContext, job: Job) -> Outcome:
         if ctx.store.find_recovery_point_of_job(conn, job["job_id"]) is not None:
             # The backup did complete (a race with a stop): never destroy a recovery point's data.
             return _finish(ctx, job, BackupJobState.COMPLETED, "")
+    _forget_image_backup(ctx, job)
     if data.get("snapshot_requested") or data.get("image_requested"):
         ctx.check_lease()
         client = _client(ctx, job)
@@ -349,6 +474,19 @@ def _step_cleanup(ctx: EngineContext, job: Job) -> Outcome:
         for snapshot_id in sorted(recorded | tagged):
             ec2api.delete_snapshot(client, snapshot_id)
     return _finish(ctx, job, BackupJobState(data["final_state"]), data["final_message"])
+
+
+def _forget_image_backup(ctx: EngineContext, job: Job) -> None:
+    """A failed or stopped job leaves no image backup: forget the one it wrote (its packs go at the next gc)."""
+    if job["step"] != "cleanup" or not any(k in job["step_data"] for k in ("image_backup", "image_backup_started")):
+        return
+    config = _vault_repository(ctx, job)
+    if config is None:
+        return
+    repo = open_repository(ctx, config)
+    for manifest in repo.images():
+        if manifest.tags.get("BackupJobId") == job["job_id"]:
+            repo.forget(manifest.image_id)
 
 
 def _cleanup_failed(ctx: EngineContext, job: Job, exc: Exception) -> Outcome:
@@ -381,6 +519,7 @@ _STEPS: dict[str, Callable[[EngineContext, Job], Outcome | None]] = {
     "snapshot": _step_snapshot,
     "wait": _step_wait,
     "image": _step_image,
+    "image_backup": _step_image_backup,
     "record": _step_record,
     "cleanup": _step_cleanup,
 }
@@ -446,13 +585,15 @@ def _step_record_volume(ctx: EngineContext, job: Job) -> Outcome | None:
         "DeleteOnTermination": bool(attached.get("DeleteOnTermination", False)),
         "Tags": config["Tags"],
     }
-    return _insert_point(ctx, job, snapshot_arn(job["region"], snapshot_id), None, None, [volume])
+    return _insert_point(ctx, job, snapshot_arn(job["region"], snapshot_id), None, None, [volume],
+                         data.get("image_backup"))
 
 
 _EBS_STEPS: dict[str, Callable[[EngineContext, Job], Outcome | None]] = {
     "start": _step_start,
     "snapshot": _step_snapshot_volume,
     "wait": _step_wait,
+    "image_backup": _step_image_backup,
     "record": _step_record_volume,
     "cleanup": _step_cleanup,
 }

@@ -10,16 +10,19 @@ does not delay expiry.
 
 An EBS recovery point is one snapshot and no image: its expiry deletes that snapshot.
 
-EC2 recovery points never move to cold storage: AWS Backup ignores MoveToColdStorageAfterDays for resource types
-without cold storage, and EC2 is one (EBS would refuse to archive snapshots that back an AMI anyway). EBS has a cold
-tier in AWS Backup (the EBS Snapshots Archive), but Snapkeep has no archive step yet: an EBS point keeps the
-setting in its Lifecycle, stays WARM and restorable, and is deleted at DeleteAt like any other.
+Cold storage is the vault's image repository. A point with an image backup moves to COLD at MoveToColdStorageAt:
+a `cold` task deregisters its image and deletes its snapshots, and from then on it is restored from the image
+backup, which is kept until DeleteAt (snapshots for days, image backups for months). Expiring a point also forgets
+its image backup in the repository (its packs are freed by the repository's gc). A point without an image backup
+never moves: AWS Backup ignores MoveToColdStorageAfterDays for EC2, and Snapkeep has no EBS Snapshots Archive step,
+so such a point keeps the setting in its Lifecycle, stays WARM and is deleted at DeleteAt.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from snapkeep.aws import ec2 as ec2api
 from snapkeep.catalog import governance
@@ -28,6 +31,8 @@ from snapkeep.domain.errors import SnapkeepError
 from snapkeep.domain.retention import RecoveryPointAge, RetentionLifecycle, plan_retention
 from snapkeep.engine.context import Done, EngineContext, Outcome, RetryAt
 from snapkeep.engine.queue import TaskQueue
+from snapkeep.engine.repositories import open_repository
+from snapkeep.imagestore.errors import ImageNotFound
 
 MAX_EXPIRE_ATTEMPTS = 5
 log = logging.getLogger("snapkeep.retention")
@@ -41,6 +46,7 @@ def sweep(store: CatalogStore, now: datetime) -> list[str]:
     """
     with store.transaction() as conn:
         due = [r["recovery_point_arn"] for r in store.due_for_expiry(conn, now)]
+        due += [r["recovery_point_arn"] for r in store.due_for_cold(conn, now) if r["recovery_point_arn"] not in due]
         # Lock the rows before reading the holds, so a hold created meanwhile is either seen here or sees DELETING.
         rows = [r for r in governance.lock_points(conn, due) if r["status"] in governance.LIVE_POINT_STATUSES]
         held = governance.held_points(conn, due)
@@ -48,14 +54,20 @@ def sweep(store: CatalogStore, now: datetime) -> list[str]:
             RecoveryPointAge(
                 recovery_point_arn=r["recovery_point_arn"],
                 creation_date=r["creation_date"],
-                lifecycle=RetentionLifecycle(None, (r["lifecycle"] or {}).get("DeleteAfterDays")),
+                lifecycle=RetentionLifecycle(
+                    (r["lifecycle"] or {}).get("MoveToColdStorageAfterDays") if r["image_backup"] else None,
+                    (r["lifecycle"] or {}).get("DeleteAfterDays")),
                 storage_class=r["storage_class"],
                 legal_hold=r["recovery_point_arn"] in held,
             )
             for r in rows
         ]
         expired = []
-        for decision in plan_retention(ages, now).to_expire:
+        plan = plan_retention(ages, now)
+        for decision in plan.to_move_to_cold:
+            if not store.live_restores_of(conn, decision.recovery_point_arn):  # else: on a later sweep
+                TaskQueue.enqueue(conn, "cold", decision.recovery_point_arn, now, rearm=False)
+        for decision in plan.to_expire:
             arn = decision.recovery_point_arn
             if store.live_restores_of(conn, arn):
                 continue  # a restore is reading it: expire it on a later sweep
@@ -71,11 +83,9 @@ def expire_recovery_point(ctx: EngineContext, arn: str) -> Outcome:
     if point is None or point["status"] != "DELETING":
         return Done()
     try:
-        client = ctx.ec2(point["account_id"], point["region"])
-        if point["image_id"]:
-            ec2api.deregister_image(client, point["image_id"])
-        for volume in point["volumes"]:
-            ec2api.delete_snapshot(client, volume["SnapshotId"])
+        _delete_snapshots(ctx, point)
+        if point["image_backup"]:
+            _forget_image_backup(ctx, point["image_backup"])
     except SnapkeepError as exc:
         attempts = ctx.task_attempts()
         transient = isinstance(exc, ec2api.TransientAwsError)
@@ -91,4 +101,43 @@ def expire_recovery_point(ctx: EngineContext, arn: str) -> Outcome:
         return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10 * attempts)))
     with ctx.store.transaction() as conn:
         ctx.store.update_recovery_point(conn, arn, {"status": "DELETED"})
+    return Done()
+
+
+def _delete_snapshots(ctx: EngineContext, point: dict[str, Any]) -> None:
+    """Deregister the point's image and delete its snapshots (both idempotent: gone already is fine)."""
+    client = ctx.ec2(point["account_id"], point["region"])
+    if point["image_id"]:
+        ec2api.deregister_image(client, point["image_id"])
+    for volume in point["volumes"]:
+        ec2api.delete_snapshot(client, volume["SnapshotId"])
+
+
+def _forget_image_backup(ctx: EngineContext, image_backup: dict[str, Any]) -> None:
+    repo = open_repository(ctx, {"Url": image_backup["RepositoryUrl"], "KmsKeyArn": image_backup.get("KmsKeyArn")})
+    try:
+        repo.forget(str(image_backup["ImageId"]))
+    except ImageNotFound:
+        return  # forgotten by an earlier attempt
+
+
+def move_to_cold(ctx: EngineContext, arn: str) -> Outcome:
+    """The point's snapshots go; its image backup stays, and the point is COLD (restored from the image backup)."""
+    with ctx.store.transaction() as conn:
+        point = ctx.store.get_recovery_point_any(conn, arn)
+    if point is None or point["status"] not in governance.LIVE_POINT_STATUSES or point["storage_class"] != "WARM" \
+            or not point["image_backup"]:
+        return Done()
+    with ctx.store.transaction() as conn:
+        if ctx.store.live_restores_of(conn, arn):  # a restore reads the snapshots: move when it is done
+            return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10)))
+        ctx.store.update_recovery_point(conn, arn, {"storage_class": "COLD"})
+    try:
+        _delete_snapshots(ctx, point)
+    except SnapkeepError as exc:
+        attempts = ctx.task_attempts()
+        if attempts >= MAX_EXPIRE_ATTEMPTS:
+            log.warning("moving %s to cold storage: its snapshots could not be deleted: %s", arn, exc.message)
+            return Done()
+        return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10 * attempts)))
     return Done()

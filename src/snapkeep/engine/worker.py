@@ -25,7 +25,7 @@ from snapkeep.engine.context import (
 )
 from snapkeep.engine.notify import deliver_vault_event
 from snapkeep.engine.restore import run_restore_job
-from snapkeep.engine.retention import expire_recovery_point, sweep
+from snapkeep.engine.retention import expire_recovery_point, move_to_cold, sweep
 from snapkeep.engine.runs import run_scheduled_rule
 
 log = logging.getLogger("snapkeep.worker")
@@ -36,6 +36,7 @@ HANDLERS: dict[str, Callable[[EngineContext, str], Outcome]] = {
     "backup": run_backup_job,
     "restore": run_restore_job,
     "expire": expire_recovery_point,
+    "cold": move_to_cold,
     "notify": deliver_vault_event,
 }
 

@@ -1,0 +1,90 @@
+"""A vault's image repository: where it is, how its master key is unwrapped, and opening it for a job.
+
+A vault's `image_repository` is {"Url": local path or s3://bucket/prefix, "KmsKeyArn": a KMS key or null}. With a
+KMS key the repository's master key is wrapped by KMS (envelope encryption) and no secret lives on the worker;
+without one it is wrapped by a passphrase, which workers read from SNAPKEEP_REPO_PASSWORD (Settings) and which is
+never written to the catalog.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from snapkeep.blobstores.urls import RepositoryUrl, open_blob_store, parse_repository_url
+from snapkeep.domain.errors import InvalidParameterValue, InvalidRequest
+from snapkeep.engine.context import EngineContext
+from snapkeep.imagestore.errors import RepositoryNotFound
+from snapkeep.imagestore.keys import KeyWrapping, KmsKey, PassphraseKey
+from snapkeep.imagestore.repository import Repository
+
+PASSWORD_ENV = "SNAPKEEP_REPO_PASSWORD"
+
+
+def repository_config(url: str, kms_key_arn: str | None) -> dict[str, Any]:
+    """The vault column's value, checked: a parseable URL and, if given, a KMS key ARN or id."""
+    location = parse_repository_url(url, "ImageRepository.Url")
+    if kms_key_arn is not None and not kms_key_arn.strip():
+        raise InvalidParameterValue("ImageRepository.KmsKeyArn: must name a KMS key (id, ARN or alias)",
+                                    field="ImageRepository.KmsKeyArn")
+    return {"Url": location.url if location.is_s3 else str(location.path), "KmsKeyArn": kms_key_arn or None}
+
+
+def _key(ctx: EngineContext, config: dict[str, Any]) -> KeyWrapping:
+    if config.get("KmsKeyArn"):
+        arn = str(config["KmsKeyArn"])
+        region = arn.split(":")[3] if arn.startswith("arn:") else ctx.settings.region
+        return KmsKey(ctx.sessions.client("kms", region), arn)
+    if not ctx.settings.repository_password:
+        raise InvalidRequest(f"the image repository {config['Url']} is protected by a passphrase, and "
+                             f"{PASSWORD_ENV} is not set for Snapkeep (or give the vault's repository a KMS key)")
+    return PassphraseKey(ctx.settings.repository_password)
+
+
+def _store(ctx: EngineContext, location: RepositoryUrl) -> Any:
+    return open_blob_store(location, lambda: ctx.sessions.client("s3", ctx.settings.region))
+
+
+def open_repository(ctx: EngineContext, config: dict[str, Any]) -> Repository:
+    """Open the repository a vault (or a recovery point's image backup) names."""
+    location = parse_repository_url(str(config["Url"]), "ImageRepository.Url")
+    return Repository.open(_store(ctx, location), _key(ctx, config), clock=ctx.clock)
+
+
+def open_or_init_repository(ctx: EngineContext, config: dict[str, Any], *, init: bool) -> tuple[Repository, bool]:
+    """Open the repository, or create it when `init` and there is none; (repository, created)."""
+    location = parse_repository_url(str(config["Url"]), "ImageRepository.Url")
+    store, key = _store(ctx, location), _key(ctx, config)
+    try:
+        return Repository.open(store, key, clock=ctx.clock), False
+    except RepositoryNotFound:
+        if not init:
+            raise
+    return Repository.init(store, key, clock=ctx.clock), True
+
+
+def set_vault_repository(ctx: EngineContext, vault_name: str, url: str, kms_key_arn: str | None, *,
+                         init: bool) -> dict[str, Any]:
+    """Send the vault's future recovery points' image backups to a repository; it must open (or be created with
+    `init`) with the key Snapkeep has, so a wrong passphrase or an unreachable bucket is found now, not at 3 a.m.
+    Points already backed up keep the repository they name."""
+    config = repository_config(url, kms_key_arn)
+    with ctx.store.transaction() as conn:
+        ctx.store.get_vault(conn, vault_name)  # ResourceNotFound for an unknown vault, before touching storage
+    repo, created = open_or_init_repository(ctx, config, init=init)
+    with ctx.store.transaction() as conn:
+        ctx.store.get_vault(conn, vault_name)
+        ctx.store.update_vault(conn, vault_name, {"image_repository": config})
+    return {**config, "RepositoryId": repo.config.repository_id.hex(), "Created": created}
+
+
+def clear_vault_repository(ctx: EngineContext, vault_name: str) -> None:
+    """Future points of the vault are snapshot-only; existing image backups stay where they are."""
+    with ctx.store.transaction() as conn:
+        ctx.store.get_vault(conn, vault_name)
+        ctx.store.update_vault(conn, vault_name, {"image_repository": None})
+
+
+def vault_repository(ctx: EngineContext, vault_name: str) -> dict[str, Any] | None:
+    with ctx.store.transaction() as conn:
+        config = ctx.store.get_vault(conn, vault_name).get("image_repository")
+    return dict(config) if config else None
