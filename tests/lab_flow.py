@@ -68,3 +68,12 @@ def fresh_fleet(endpoint: str, snapshot_seconds: float = 0.0) -> Any:
     LabHarness(endpoint).reset()
     set_snapshot_seconds(endpoint, snapshot_seconds)
     return seed_fleet(endpoint)
+
+
+def volume_named(sk: Snapkeep, name: str) -> tuple[str, dict[str, Any]]:
+    """The ARN and inventory details of the fleet volume tagged Name=`name` (e.g. 'db-1:/dev/sdf')."""
+    from snapkeep.engine.inventory import live_inventory
+
+    inventory = live_inventory(sk.context)
+    [arn] = [r.arn for r in inventory.resources if r.resource_type == "EBS" and r.tags.get("Name") == name]
+    return arn, inventory.details[arn]

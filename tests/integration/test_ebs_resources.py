@@ -19,17 +19,10 @@ from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
 from tests.integration.test_api_server import client
 from tests.integration.test_backup_restore import Crash
-from tests.lab_flow import ROLE, drain, tagged_instances
+from tests.lab_flow import ROLE, drain, tagged_instances, volume_named
 
 GIB = 1024**3
 DB_ROLE = {"StringEquals": [{"ConditionKey": "aws:ResourceTag/role", "ConditionValue": "db"}]}
-
-
-def volume_named(sk: Snapkeep, name: str) -> tuple[str, dict[str, Any]]:
-    """The ARN and inventory details of the fleet volume tagged Name=`name` (e.g. 'db-1:/dev/sdf')."""
-    inventory = live_inventory(sk.context)
-    [arn] = [r.arn for r in inventory.resources if r.resource_type == "EBS" and r.tags.get("Name") == name]
-    return arn, inventory.details[arn]
 
 
 def ec2_of(sk: Snapkeep, arn: str) -> Any:

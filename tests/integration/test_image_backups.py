@@ -19,10 +19,10 @@ from snapkeep.domain.errors import InvalidParameterValue, ResourceNotFound
 from snapkeep.engine import retention
 from snapkeep.engine.repositories import open_repository, set_vault_repository
 from snapkeep.imagestore.errors import ImageNotFound, WrongPassphrase
-from snapkeep.imagestore.sources import BLOCK_SIZE
+from snapkeep.imagestore.format import BLOCK_SIZE
 from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
-from tests.lab_flow import ROLE, drain, instance_volumes, tagged_instances
+from tests.lab_flow import ROLE, drain, instance_volumes, tagged_instances, volume_named
 
 PASSWORD = "correct horse battery staple"
 
@@ -182,3 +182,29 @@ def test_cli_sets_and_shows_a_vault_repository(sk: Snapkeep, tmp_path: Path) -> 
     wrong = subprocess.run([*cli, "vault", "repository", "set", "main", "--repo", str(tmp_path / "r")],
                            env={**env, "SNAPKEEP_REPO_PASSWORD": "wrong"}, capture_output=True, text=True)
     assert wrong.returncode == 6, wrong
+
+
+def test_s3_repository_wrapped_by_kms_retains_packs_past_the_point_delete_at(sk: Snapkeep, tmp_path: Path) -> None:
+    """An S3 repository with Object Lock (GOVERNANCE), its key wrapped by a KMS key: no passphrase on the worker,
+    packs in the vault's storage class, each retained at least until the recovery point's DeleteAt."""
+    with_password(sk, None)
+    s3 = sk.context.sessions.client("s3", sk.settings.region)
+    s3.create_bucket(Bucket="vault-images", ObjectLockEnabledForBucket=True)
+    kms_key = sk.context.sessions.client("kms", sk.settings.region).create_key()["KeyMetadata"]["Arn"]
+    made = set_vault_repository(sk.context, "main", "s3://vault-images/fleet", kms_key, init=True,
+                                storage_class="GLACIER_IR", object_lock_mode="GOVERNANCE")
+    assert (made["ObjectLockMode"], made["StorageClass"]) == ("GOVERNANCE", "GLACIER_IR")
+
+    volume_arn, _ = volume_named(sk, "db-1:/dev/sdf")
+    point = backup(sk, volume_arn, {"MoveToColdStorageAfterDays": 1, "DeleteAfterDays": 120})
+    record = point["image_backup"]
+    assert record["KmsKeyArn"] == kms_key and record["RepositoryUrl"] == "s3://vault-images/fleet"
+    packs = [o for o in s3.list_objects_v2(Bucket="vault-images", Prefix="fleet/data/")["Contents"]]
+    assert packs, "the image backup's packs are in the bucket"
+    for obj in packs:
+        head = s3.head_object(Bucket="vault-images", Key=obj["Key"])
+        assert head["StorageClass"] == "GLACIER_IR"
+        assert head["ObjectLockMode"] == "GOVERNANCE"
+        assert head["ObjectLockRetainUntilDate"] >= point["delete_at"]
+    repo = open_repository(sk.context, {"Url": record["RepositoryUrl"], "KmsKeyArn": kms_key})
+    assert repo.image(record["ImageId"]).tags["BackupJobId"] == point["backup_job_id"]

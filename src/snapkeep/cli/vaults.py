@@ -190,6 +190,10 @@ def repository_set(
     kms_key_id: Annotated[str | None, typer.Option(
         "--kms-key-id", help="KMS key wrapping the repository's master key (else SNAPKEEP_REPO_PASSWORD)")] = None,
     init: Annotated[bool, typer.Option("--init", help="Create the repository if there is none")] = False,
+    storage_class: Annotated[str | None, typer.Option(
+        "--storage-class", help="S3 storage class of the packs: STANDARD, STANDARD_IA, GLACIER_IR, ...")] = None,
+    object_lock_mode: Annotated[str | None, typer.Option(
+        "--object-lock-mode", help="With --init on an Object Lock bucket: GOVERNANCE or COMPLIANCE")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send image-level backups of the vault's new recovery points to a repository (this host's catalog only)."""
@@ -199,7 +203,9 @@ def repository_set(
     with errors_to_exit():
         require_local("vault repository set")
         app = open_app()
-        out = set_vault_repository(app.context, name, repo, kms_key_id, init=init)
+        mode = object_lock_mode.upper() if object_lock_mode else None
+        out = set_vault_repository(app.context, name, repo, kms_key_id, init=init, storage_class=storage_class,
+                                   object_lock_mode=mode)  # type: ignore[arg-type]  # checked there
     emit(out, as_json, lambda: make_table(f"Image repository of backup vault {name}", ["Field", "Value"],
                                           list(out.items())))
 
