@@ -103,6 +103,16 @@ class BlobStore(Protocol):
         ...
 
 
+@runtime_checkable
+class RangeReader(Protocol):
+    """An optional store capability: a ranged read into the caller's (reused, possibly page-aligned) buffer, so a
+    restore allocates nothing per pack and a local store can bypass the page cache."""
+
+    def read_into(self, name: str, offset: int, buffer: memoryview) -> int:
+        """Read up to len(buffer) bytes from `offset`; the count (fewer at the end of the object)."""
+        ...
+
+
 def check_range(offset: int, length: int) -> None:
     if offset < 0 or length < 0:
         raise InvalidParameterValue(

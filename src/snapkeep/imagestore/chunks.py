@@ -33,9 +33,14 @@ class ChunkIdentifier:
         return self.from_digest(hashlib.sha256(data).digest())
 
 
-def is_zero(data: bytes | bytearray) -> bool:
-    """True when every byte is zero; a C comparison (memcmp), never a per-byte Python loop."""
+def is_zero(data: bytes | bytearray | memoryview) -> bool:
+    """True when every byte is zero; a C comparison (memcmp) against the preallocated zero block, never a per-byte
+    Python loop. A memoryview compares element by element (100x slower), so views are compared as bytes."""
+    if isinstance(data, memoryview):
+        data = data.tobytes()
     length = len(data)
     if length == len(ZERO_BLOCK):
         return data == ZERO_BLOCK
-    return data == ZERO_BLOCK[:length] if length < len(ZERO_BLOCK) else data.count(0) == length
+    if length < len(ZERO_BLOCK):
+        return data == ZERO_BLOCK[:length]
+    return data.count(0) == length

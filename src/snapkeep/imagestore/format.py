@@ -123,20 +123,33 @@ class BlobCodec:
             self._local.decompressor = decompressor
         return decompressor
 
-    def seal(self, blob_type: BlobType, blob_id: bytes, data: bytes | bytearray | memoryview,
-             *, compress: bool = True) -> bytes:
-        payload: bytes | bytearray | memoryview = data
-        compression = Compression.NONE
+    def sealed_size(self, data: bytes | bytearray | memoryview, *, compress: bool = True
+                    ) -> tuple[int, Compression, bytes | bytearray | memoryview]:
+        """The envelope length, compression and payload of `data`, for `seal_into` (compress once, write once)."""
         if compress and len(data):
             packed = self._compressor().compress(data)
             if len(packed) < len(data):
-                payload, compression = packed, Compression.ZSTD
+                return ENVELOPE_OVERHEAD + len(packed), Compression.ZSTD, packed
+        return ENVELOPE_OVERHEAD + len(data), Compression.NONE, data
+
+    def seal_into(self, blob_type: BlobType, blob_id: bytes, payload: bytes | bytearray | memoryview,
+                  compression: Compression, out: memoryview) -> None:
+        """Write the envelope of an already-compressed payload straight into `out` (exactly its length): the
+        pack buffer, so the ciphertext is never a separate object that has to be copied in."""
         header = HEADER.pack(MAGIC, FORMAT_VERSION, blob_type, compression, 0)
         nonce = os.urandom(NONCE_SIZE)
-        return b"".join((header, nonce, self._aead.encrypt(nonce, payload, header + blob_id)))
+        out[:HEADER.size] = header
+        out[HEADER.size:HEADER.size + NONCE_SIZE] = nonce
+        self._aead.encrypt_into(nonce, payload, header + blob_id, out[HEADER.size + NONCE_SIZE:])
 
-    def open(self, blob_type: BlobType, blob_id: bytes, envelope: bytes | memoryview, *, where: str) -> bytes:
-        """The plaintext of an envelope, or DamagedObject naming `where` and what is wrong."""
+    def seal(self, blob_type: BlobType, blob_id: bytes, data: bytes | bytearray | memoryview,
+             *, compress: bool = True) -> bytes:
+        length, compression, payload = self.sealed_size(data, compress=compress)
+        out = bytearray(length)
+        self.seal_into(blob_type, blob_id, payload, compression, memoryview(out))
+        return bytes(out)
+
+    def _check_header(self, blob_type: BlobType, envelope: bytes | memoryview, where: str) -> tuple[bytes, int]:
         if len(envelope) < ENVELOPE_OVERHEAD:
             raise DamagedObject(where, f"envelope of {len(envelope)} bytes is shorter than the "
                                        f"{ENVELOPE_OVERHEAD}-byte minimum")
@@ -153,18 +166,60 @@ class BlobCodec:
             raise DamagedObject(where, f"blob type {kind} where a {blob_type.name} ({int(blob_type)}) was expected")
         if compression not in (Compression.NONE, Compression.ZSTD) or reserved != 0:
             raise DamagedObject(where, f"unknown compression {compression} or reserved byte {reserved}")
+        return header, compression
+
+    def open(self, blob_type: BlobType, blob_id: bytes, envelope: bytes | memoryview, *, where: str) -> bytes:
+        """The plaintext of an envelope, or DamagedObject naming `where` and what is wrong."""
+        header, compression = self._check_header(blob_type, envelope, where)
         nonce = envelope[HEADER.size:HEADER.size + NONCE_SIZE]
         try:
             payload = self._aead.decrypt(nonce, envelope[HEADER.size + NONCE_SIZE:], header + blob_id)
         except InvalidTag:
-            raise DamagedObject(where, "authentication failed: its bytes were changed, or it was moved from "
-                                       "another id") from None
+            raise DamagedObject(where, _TAMPERED) from None
         if compression == Compression.NONE:
             return payload
         try:
             return self._decompressor().decompress(payload)
         except zstandard.ZstdError as exc:  # authentic but undecodable: a writer bug, still damage to report
             raise DamagedObject(where, f"authentic but not valid zstd: {exc}") from exc
+
+    def open_into(self, blob_type: BlobType, blob_id: bytes, envelope: memoryview, out: memoryview,
+                  scratch: memoryview, *, where: str) -> int:
+        """Like `open`, but the plaintext goes into `out` (a slot of the restore's write buffer) and compressed
+        payloads are decrypted into `scratch`: no per-blob allocation. Returns the plaintext length."""
+        header, compression = self._check_header(blob_type, envelope, where)
+        nonce = envelope[HEADER.size:HEADER.size + NONCE_SIZE]
+        ciphertext = envelope[HEADER.size + NONCE_SIZE:]
+        length = len(ciphertext) - TAG_SIZE
+        target = out if compression == Compression.NONE else scratch
+        if length > len(target):
+            raise DamagedObject(where, f"holds {length} bytes, more than the {len(target)} it may")
+        try:
+            self._aead.decrypt_into(nonce, ciphertext, header + blob_id, target[:length])
+        except InvalidTag:
+            raise DamagedObject(where, _TAMPERED) from None
+        if compression == Compression.NONE:
+            return length
+        payload = scratch[:length]
+        try:
+            size = zstandard.frame_content_size(payload)
+            if not 0 <= size <= len(out):
+                raise DamagedObject(where, f"zstd frame of {size} bytes does not fit {len(out)}")
+            done = 0
+            with self._decompressor().stream_reader(payload) as reader:
+                while done < size:
+                    count = reader.readinto(out[done:size])
+                    if not count:
+                        break
+                    done += count
+                if done != size or reader.read(1):
+                    raise DamagedObject(where, f"zstd frame does not hold the {size} bytes its header says")
+        except zstandard.ZstdError as exc:
+            raise DamagedObject(where, f"authentic but not valid zstd: {exc}") from exc
+        return size
+
+
+_TAMPERED = "authentication failed: its bytes were changed, or it was moved from another id"
 
 
 def envelope_type(envelope: bytes | memoryview) -> int | None:

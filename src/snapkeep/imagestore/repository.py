@@ -16,9 +16,8 @@ import os
 import queue
 import socket
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,10 +26,12 @@ from snapkeep.blobstores.base import (
     RETENTION_MODES,
     BlobNotFound,
     BlobStore,
+    RangeReader,
     Retention,
     RetentionMode,
     whole_second_ceiling,
 )
+from snapkeep.blobstores.local import DIRECT_ALIGNMENT, aligned_buffer
 from snapkeep.domain.clock import ensure_utc, iso_z, parse_iso
 from snapkeep.domain.errors import InvalidParameterValue, InvalidRequest, MissingParameterValue, ResourceNotFound
 from snapkeep.imagestore.chunks import ChunkIdentifier, is_zero
@@ -49,11 +50,11 @@ from snapkeep.imagestore.format import (
     DATA_PREFIX,
     DEFAULT_COMPRESSION_LEVEL,
     DEFAULT_PACK_SIZE,
+    ENVELOPE_OVERHEAD,
     FORMAT_VERSION,
     IMAGES_PREFIX,
     INDEX_PREFIX,
     KEYS_PREFIX,
-    ZERO_BLOCK,
     BlobCodec,
     BlobType,
     hex_id_from_name,
@@ -74,10 +75,14 @@ from snapkeep.imagestore.keys import (
 )
 from snapkeep.imagestore.locks import DEFAULT_REFRESH_EVERY, DEFAULT_STALE_AFTER, LockManager
 from snapkeep.imagestore.manifest import BlockMap, Disk, Manifest, new_image_id
-from snapkeep.imagestore.packs import MAX_PACK_SIZE, PackBuilder, PackEntry, read_header
+from snapkeep.imagestore.packs import MAX_PACK_SIZE, PackBuffer, PackEntry, read_header
 from snapkeep.imagestore.sources import BlockSink, BlockSource, block_count
 
 CONFIG_VERSION = 1
+RESTORE_RUN_BLOCKS = 16
+"""A restore writes up to this many consecutive blocks (8 MiB) in one call."""
+PACK_BUFFERS = 3
+"""Pack buffers per backup: one filling, one queued, one being written; workers wait when all are busy."""
 MIN_PACK_SIZE = 1024 * 1024
 MAX_COMPRESSION_LEVEL = 19
 _DISK_NAME_MAX = 255
@@ -458,10 +463,12 @@ class Repository:
             total = sum(len(blocks) for _, blocks, _ in plans)
             tally = _Tally(total, progress)
             disks = []
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snapkeep-backup") as pool:
+            try:
                 for src, blocks, base in plans:
-                    disks.append(self._read_disk(session, pool, src, blocks, base, tally))
+                    disks.append(self._read_disk(session, src, blocks, base, tally))
                 session.flush()
+            finally:
+                session.close()
             held.check()
             session.extend_retention(disks, parent_manifest)
             manifest = Manifest(
@@ -546,8 +553,8 @@ class Repository:
         return src, blocks, None
 
     @staticmethod
-    def _read_disk(session: _BackupSession, pool: ThreadPoolExecutor, src: BlockSource, blocks: Sequence[int],
-                   base: Disk | None, tally: _Tally) -> Disk:
+    def _read_disk(session: _BackupSession, src: BlockSource, blocks: Sequence[int], base: Disk | None,
+                   tally: _Tally) -> Disk:
         """A full read builds the block map as results arrive (in block order); an incremental collects the
         changed blocks and merges them into a copy of the parent's map."""
         total = block_count(src.size)
@@ -558,10 +565,10 @@ class Repository:
                 if result.chunk_id is not None:
                     block_map.append(result.index, result.chunk_id)
 
-            session.read(pool, src, blocks, tally, keep)
+            session.read(src, blocks, tally, keep)
             return Disk(src.name, src.size, block_map)
         changes: dict[int, bytes | None] = {}
-        session.read(pool, src, blocks, tally, lambda result: changes.__setitem__(result.index, result.chunk_id))
+        session.read(src, blocks, tally, lambda result: changes.__setitem__(result.index, result.chunk_id))
         return Disk(src.name, src.size, base.block_map.with_changes(changes, total))
 
     # --- restore ---------------------------------------------------------------------------------------------
@@ -602,8 +609,9 @@ class Repository:
         total_blocks = target.block_count
         present = len(target.block_map)
         tally = _Tally(present, progress)
+        buffers = _RestoreBuffers()
         with ThreadPoolExecutor(max_workers=_workers(workers), thread_name_prefix="snapkeep-restore") as pool:
-            futures = [pool.submit(self._restore_pack, index.pack_id(number), blobs, target, sink, verify)
+            futures = [pool.submit(self._restore_pack, index.pack_id(number), blobs, target, sink, verify, buffers)
                        for number, blobs in sorted(by_pack.items())]
             zero_blocks = total_blocks - present
             if not sink.zeroed and zero_blocks:
@@ -634,38 +642,83 @@ class Repository:
         return found
 
     def _restore_pack(self, pack_id: bytes, blobs: dict[int, tuple[int, int, bytes, list[int]]], target: Disk,
-                      sink: BlockSink, verify: bool) -> tuple[int, int]:
+                      sink: BlockSink, verify: bool, buffers: _RestoreBuffers) -> tuple[int, int]:
+        """Read a pack's wanted ranges into a reused buffer, decrypt and decompress each chunk straight into its
+        place in a run of consecutive target blocks, and write each run with one call where the sink can."""
         name = pack_name(pack_id)
+        buffers = buffers.mine()
         blocks = written = 0
         for start, end, members in _ranges(blobs):
-            data = memoryview(self.store.get_range(name, start, end - start))
-            if len(data) != end - start:
-                raise DamagedObject(name, f"ends before byte {end}, where the index places a chunk")
-            for offset in members:
-                length, raw_length, chunk_id, targets = blobs[offset]
-                where = f"{name} @ {offset}"
-                plain = self.codec.open(BlobType.CHUNK, chunk_id, data[offset - start:offset - start + length],
-                                        where=where)
-                if len(plain) != raw_length:
-                    raise DamagedObject(where, f"holds {len(plain)} bytes, the index says {raw_length}")
-                if verify and self.chunk_ids.of(plain) != chunk_id:
-                    raise DamagedObject(where, "its content does not hash to its chunk id")
-                for block in targets:
-                    expected = min(BLOCK_SIZE, target.size - block * BLOCK_SIZE)
-                    if expected != len(plain):
-                        raise DamagedObject(where, f"chunk of {len(plain)} bytes for block {block}, which holds "
-                                                   f"{expected}")
-                    sink.write_block(block, plain)
-                    blocks += 1
-                    written += len(plain)
+            data = self._read_range(name, start, end, buffers)
+            targets = sorted((block, offset) for offset in members for block in blobs[offset][3])
+            run: list[tuple[int, int]] = []
+            for block, offset in targets:
+                if run and (block != run[-1][0] + 1 or len(run) == RESTORE_RUN_BLOCKS):
+                    written += self._write_run(name, run, data, start, blobs, target, sink, verify, buffers)
+                    blocks += len(run)
+                    run = []
+                run.append((block, offset))
+            if run:
+                written += self._write_run(name, run, data, start, blobs, target, sink, verify, buffers)
+                blocks += len(run)
         return blocks, written
+
+    def _read_range(self, name: str, start: int, end: int, buffers: _RestoreBuffers) -> memoryview:
+        """Bytes [start, end) of a pack; a local store reads them (page-aligned, bypassing the cache) into the
+        worker's reused buffer."""
+        if isinstance(self.store, RangeReader):
+            first = start - start % DIRECT_ALIGNMENT
+            length = -(-(end - first) // DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT
+            view = buffers.pack(length)[:length]
+            count = self.store.read_into(name, first, view)
+            if count < end - first:
+                raise DamagedObject(name, f"ends before byte {end}, where the index places a chunk")
+            return view[start - first:end - first]
+        data = memoryview(self.store.get_range(name, start, end - start))
+        if len(data) != end - start:
+            raise DamagedObject(name, f"ends before byte {end}, where the index places a chunk")
+        return data
+
+    def _write_run(self, name: str, run: list[tuple[int, int]], data: memoryview, start: int,
+                   blobs: dict[int, tuple[int, int, bytes, list[int]]], target: Disk, sink: BlockSink, verify: bool,
+                   buffers: _RestoreBuffers) -> int:
+        out = buffers.run
+        decoded: dict[int, int] = {}
+        position = 0
+        for block, offset in run:
+            length, raw_length, chunk_id, _ = blobs[offset]
+            where = f"{name} @ {offset}"
+            expected = min(BLOCK_SIZE, target.size - block * BLOCK_SIZE)
+            slot = out[position:position + BLOCK_SIZE]
+            if offset in decoded:  # the same chunk twice in one run: copy what is decoded already
+                slot[:expected] = out[decoded[offset]:decoded[offset] + expected]
+            else:
+                size = self.codec.open_into(BlobType.CHUNK, chunk_id, data[offset - start:offset - start + length],
+                                            slot, buffers.scratch, where=where)
+                if size != raw_length:
+                    raise DamagedObject(where, f"holds {size} bytes, the index says {raw_length}")
+                if size != expected:
+                    raise DamagedObject(where, f"chunk of {size} bytes for block {block}, which holds {expected}")
+                if verify and self.chunk_ids.of(slot[:size]) != chunk_id:
+                    raise DamagedObject(where, "its content does not hash to its chunk id")
+                decoded[offset] = position
+            position += expected
+        _write_blocks(sink, run[0][0], out[:position])
+        return position
 
     @staticmethod
     def _write_zeros(target: Disk, sink: BlockSink) -> tuple[int, int]:
         present = set(target.block_map.indexes)
-        for block in range(target.block_count):
-            if block not in present:
-                sink.write_block(block, ZERO_BLOCK[:min(BLOCK_SIZE, target.size - block * BLOCK_SIZE)])
+        zeros = memoryview(aligned_buffer(RESTORE_RUN_BLOCKS * BLOCK_SIZE))
+        first = count = 0
+        for block in range(target.block_count + 1):
+            absent = block < target.block_count and block not in present
+            if count and (not absent or count == RESTORE_RUN_BLOCKS):
+                end = min((first + count) * BLOCK_SIZE, target.size)
+                _write_blocks(sink, first, zeros[:end - first * BLOCK_SIZE])
+                count = 0
+            if absent:
+                first, count = (first, count + 1) if count else (block, 1)
         return 0, 0
 
     # --- stats -----------------------------------------------------------------------------------------------
@@ -736,8 +789,138 @@ class _Tally:
                 "bytes_read": self.read, "bytes_stored": self.stored}
 
 
+def _write_blocks(sink: BlockSink, first: int, data: memoryview) -> None:
+    """Consecutive blocks in one write where the sink takes that (a raw file), else block by block."""
+    write_blocks = getattr(sink, "write_blocks", None)
+    if write_blocks is not None:
+        write_blocks(first, data)
+        return
+    for position in range(0, len(data), BLOCK_SIZE):
+        sink.write_block(first + position // BLOCK_SIZE, data[position:position + BLOCK_SIZE])
+
+
+class _RestoreBuffers:
+    """Each restore worker's reused buffers: the pack range it reads, the run of blocks it writes (page-aligned,
+    for direct I/O) and a scratch slot for compressed payloads."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self.run = memoryview(bytearray(0))
+        self.scratch = memoryview(bytearray(0))
+        self._pack = memoryview(bytearray(0))
+
+    def mine(self) -> _RestoreBuffers:
+        own: _RestoreBuffers | None = getattr(self._local, "buffers", None)
+        if own is None:
+            own = _RestoreBuffers()
+            own.run = memoryview(aligned_buffer(RESTORE_RUN_BLOCKS * BLOCK_SIZE))
+            own.scratch = memoryview(bytearray(BLOCK_SIZE + ENVELOPE_OVERHEAD))
+            self._local.buffers = own
+        return own
+
+    def pack(self, length: int) -> memoryview:
+        if len(self._pack) < length:
+            self._pack = memoryview(aligned_buffer(length))
+        return self._pack
+
+
+class _PackWriter:
+    """Fills pack buffers from the block workers and writes full packs on its own thread, so compression and
+    encryption overlap with hashing the pack and writing it; the pool of buffers bounds memory."""
+
+    def __init__(self, session: _BackupSession) -> None:
+        self.session = session
+        self.codec = session.repo.codec
+        self.pack_size = session.repo.config.pack_size
+        self.lock = threading.Condition()
+        self.free: list[PackBuffer] = []
+        self.made = 0
+        self.current: PackBuffer | None = None
+        self.full: queue.SimpleQueue[PackBuffer | None] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="snapkeep-pack-writer", daemon=True)
+        self.thread.start()
+
+    def add(self, chunk_id: bytes, data: memoryview) -> int:
+        """Seal one block into the open pack; the envelope's length."""
+        length, compression, payload = self.codec.sealed_size(data)
+        with self.lock:
+            while True:
+                self._raise()
+                if self.current is not None and not self.current.fits(length):
+                    self._close()
+                if self.current is None:
+                    if self.free:
+                        self.current = self.free.pop()
+                    elif self.made < PACK_BUFFERS:
+                        self.made += 1
+                        self.current = PackBuffer(self.pack_size)
+                    else:  # every buffer is being filled or written: wait (the lock is released meanwhile)
+                        self.lock.wait(timeout=1)
+                        continue
+                break
+            pack = self.current
+            slot = pack.reserve(chunk_id, BlobType.CHUNK, length, len(data))
+            pack.pending += 1
+            if pack.size >= self.pack_size:
+                self._close()
+        try:
+            self.codec.seal_into(BlobType.CHUNK, chunk_id, payload, compression, slot)
+        except BaseException as exc:
+            self.error = self.error or exc
+            raise
+        finally:
+            with self.lock:
+                pack.pending -= 1
+                if pack.closed and not pack.pending:
+                    self.full.put(pack)
+        return length
+
+    def _close(self) -> None:
+        """Close the open pack (lock held); it is written once its last reserved slot is filled."""
+        pack, self.current = self.current, None
+        if pack is None:
+            return
+        pack.closed = True
+        if not pack.pending:
+            self.full.put(pack)
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        while True:
+            pack = self.full.get()
+            if pack is None:
+                return
+            try:
+                if self.error is None and pack.entries:
+                    pack_id, data, entries = pack.finish(self.codec)
+                    self.session.store_pack(pack_id, data, entries)
+            except BaseException as exc:
+                self.error = self.error or exc
+            finally:
+                pack.reset()
+                with self.lock:
+                    self.free.append(pack)
+                    self.lock.notify_all()
+
+    def flush(self) -> None:
+        """Write the open pack and wait until every pack is stored and indexed."""
+        with self.lock:
+            self._close()
+        self.stop()
+        self._raise()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.full.put(None)
+            self.thread.join()
+
+
 class _BackupSession:
-    """One backup's shared state: the dedup claim set, the open pack, and what this session adds to the index."""
+    """One backup's shared state: the dedup claim set, the pack writer, and what this session adds to the index."""
 
     def __init__(self, repo: Repository, index: ChunkIndex, workers: int, retention: Retention | None) -> None:
         self.repo = repo
@@ -746,80 +929,105 @@ class _BackupSession:
         self.retention = retention
         self.lock = threading.Lock()
         self.claimed: set[bytes] = set()
-        self.pack_lock = threading.Lock()
-        self.builder = PackBuilder()
+        self.writer: _PackWriter | None = None
         self.index_file = IndexFile(IndexFile.new_id())
         self.entries: list[Entry] = []
         self.written_packs: set[int] = set()
         self.reused_packs: set[int] = set()
         self.extended: dict[int, int] = {}
 
-    def read(self, pool: ThreadPoolExecutor, src: BlockSource, blocks: Sequence[int], tally: _Tally,
+    def read(self, src: BlockSource, blocks: Sequence[int], tally: _Tally,
              on_result: Callable[[_BlockResult], None]) -> None:
-        """Read, hash, dedup and store `blocks` of one disk with bounded memory; results in block order."""
-        buffers: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        for _ in range(2 * self.workers):
-            buffers.put(bytearray(BLOCK_SIZE))
-        pending: deque[Future[_BlockResult]] = deque()
+        """Read, hash, dedup and store `blocks` of one disk on long-running worker threads (one reused block
+        buffer each); results reach `on_result` in block order."""
+        feed = iter(enumerate(blocks))
+        feed_lock = threading.Lock()
+        results: queue.SimpleQueue[tuple[int, _BlockResult | BaseException | None]] = queue.SimpleQueue()
+        stop = threading.Event()
 
-        def collect(future: Future[_BlockResult]) -> None:
-            result = future.result()
-            on_result(result)
-            tally.add(1, result.read, result.stored, zero=int(result.chunk_id is None), new=int(result.new))
+        def work() -> None:
+            buffer = bytearray(BLOCK_SIZE)
+            try:
+                while not stop.is_set():
+                    with feed_lock:
+                        item = next(feed, None)
+                    if item is None:
+                        break
+                    try:
+                        results.put((item[0], self._process(src, item[1], buffer)))
+                    except BaseException as exc:
+                        results.put((item[0], exc))
+                        break
+            finally:
+                results.put((-1, None))
 
+        threads = [threading.Thread(target=work, name=f"snapkeep-backup-{i}", daemon=True)
+                   for i in range(self.workers)]
+        for thread in threads:
+            thread.start()
+        waiting: dict[int, _BlockResult] = {}
+        following, running = 0, len(threads)
+        error: BaseException | None = None
         try:
-            for block in blocks:
-                buffer = buffers.get()
-                pending.append(pool.submit(self._process, src, block, buffer, buffers))
-                while pending and (pending[0].done() or len(pending) > 4 * self.workers):
-                    collect(pending.popleft())
-            while pending:
-                collect(pending.popleft())
+            while running:
+                seq, outcome = results.get()
+                if outcome is None:
+                    running -= 1
+                    continue
+                if isinstance(outcome, BaseException):
+                    error = error or outcome
+                    stop.set()
+                    continue
+                if error is not None:
+                    continue
+                waiting[seq] = outcome
+                while following in waiting:
+                    result = waiting.pop(following)
+                    following += 1
+                    on_result(result)
+                    tally.add(1, result.read, result.stored, zero=int(result.chunk_id is None),
+                              new=int(result.new))
+        except BaseException:
+            stop.set()
+            raise
         finally:
-            for future in pending:
-                future.cancel()
+            for thread in threads:
+                thread.join()
+        if error is not None:
+            raise error
 
-    def _process(self, src: BlockSource, block: int, buffer: bytearray,
-                 buffers: queue.SimpleQueue[bytearray]) -> _BlockResult:
-        try:
-            view = memoryview(buffer)
-            length, digest = src.read_into(block, view)
-            data = buffer if length == BLOCK_SIZE else buffer[:length]
-            if is_zero(data):
-                return _BlockResult(block, None, length, 0, False)
-            if digest is None:
-                digest = hashlib.sha256(view[:length]).digest()
-            chunk_id = self.repo.chunk_ids.from_digest(digest)
-            with self.lock:
-                location = self.index.lookup(chunk_id)
-                if location is not None:
-                    self.reused_packs.add(location.pack_number)
-                    return _BlockResult(block, chunk_id, length, 0, False)
-                if chunk_id in self.claimed:
-                    return _BlockResult(block, chunk_id, length, 0, False)
-                self.claimed.add(chunk_id)
-            envelope = self.repo.codec.seal(BlobType.CHUNK, chunk_id, view[:length])
-            self._add_to_pack(chunk_id, envelope, length)
-            return _BlockResult(block, chunk_id, length, len(envelope), True)
-        finally:
-            buffers.put(buffer)
-
-    def _add_to_pack(self, chunk_id: bytes, envelope: bytes, raw_length: int) -> None:
-        with self.pack_lock:
-            self.builder.add(chunk_id, BlobType.CHUNK, envelope, raw_length)
-            if self.builder.size < self.repo.config.pack_size:
-                return
-            full, self.builder = self.builder, PackBuilder()
-        self._upload(full)
+    def _process(self, src: BlockSource, block: int, buffer: bytearray) -> _BlockResult:
+        view = memoryview(buffer)
+        length, digest = src.read_into(block, view)
+        if is_zero(buffer if length == BLOCK_SIZE else buffer[:length]):
+            return _BlockResult(block, None, length, 0, False)
+        if digest is None:
+            digest = hashlib.sha256(view[:length]).digest()
+        chunk_id = self.repo.chunk_ids.from_digest(digest)
+        with self.lock:
+            location = self.index.lookup(chunk_id)
+            if location is not None:
+                self.reused_packs.add(location.pack_number)
+                return _BlockResult(block, chunk_id, length, 0, False)
+            if chunk_id in self.claimed:
+                return _BlockResult(block, chunk_id, length, 0, False)
+            self.claimed.add(chunk_id)
+            if self.writer is None:
+                self.writer = _PackWriter(self)
+            writer = self.writer
+        stored = writer.add(chunk_id, view[:length])
+        return _BlockResult(block, chunk_id, length, stored, True)
 
     def flush(self) -> None:
-        with self.pack_lock:
-            full, self.builder = self.builder, PackBuilder()
-        if len(full):
-            self._upload(full)
+        if self.writer is not None:
+            self.writer.flush()
 
-    def _upload(self, builder: PackBuilder) -> None:
-        pack_id, data, entries = builder.finish(self.repo.codec)
+    def close(self) -> None:
+        """Stop the writer thread (after an error too); nothing is left running."""
+        if self.writer is not None:
+            self.writer.stop()
+
+    def store_pack(self, pack_id: bytes, data: memoryview, entries: list[PackEntry]) -> None:
         self.repo.store.put(pack_name(pack_id), data, retention=self.retention)
         retain = int(self.retention.until.timestamp()) if self.retention else 0
         self._indexed(pack_id, len(data), retain, entries)

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from snapkeep.blobstores.local import open_direct, pwrite_all
 from snapkeep.domain.errors import DependencyFailure, InvalidParameterValue, ResourceNotFound
 from snapkeep.imagestore.format import BLOCK_SIZE, ZERO_BLOCK
 
@@ -191,7 +192,9 @@ class RawImageSink:
     """Restore into a raw image file (created sparse at the image's size) or onto an existing block device.
 
     A new or truncated file reads zeros where nothing is written, so zero blocks are skipped; an existing block
-    device is not zeroed, so the restore writes its zero blocks too.
+    device is not zeroed, so the restore writes its zero blocks too. Page-aligned buffers are written through a
+    second, O_DIRECT descriptor where the file system allows it: filling new page-cache pages was the slowest
+    part of a restore on the machines measured.
     """
 
     def __init__(self, path: str | os.PathLike[str], size: int, *, overwrite: bool = False) -> None:
@@ -220,6 +223,7 @@ class RawImageSink:
                     )
             else:
                 os.ftruncate(self._fd, size)
+            self._direct_fd = open_direct(self._path, flags)
         except BaseException:
             os.close(self._fd)
             raise
@@ -234,20 +238,23 @@ class RawImageSink:
         return self._zeroed
 
     def write_block(self, index: int, data: bytes | memoryview) -> None:
-        offset = index * BLOCK_SIZE
-        if index < 0 or offset + len(data) > self._size:
-            raise InvalidParameterValue(f"block index: {index} does not fit {self._path} ({self._size} bytes)",
+        self.write_blocks(index, data)
+
+    def write_blocks(self, first: int, data: bytes | memoryview) -> None:
+        """Consecutive blocks from block `first` in one write (the restore batches runs of blocks)."""
+        offset = first * BLOCK_SIZE
+        if first < 0 or offset + len(data) > self._size:
+            raise InvalidParameterValue(f"block index: {first} does not fit {self._path} ({self._size} bytes)",
                                         field="block_index")
-        view = memoryview(data)
-        done = 0
         try:
-            while done < len(view):
-                done += os.pwrite(self._fd, view[done:], offset + done)
+            pwrite_all(self._fd, memoryview(data), offset, self._direct_fd)
         except OSError as exc:
-            raise DependencyFailure(f"writing {self._path} at byte {offset + done} failed: "
-                                    f"{exc.strerror or exc}") from exc
+            raise DependencyFailure(f"writing {self._path} at byte {offset} failed: {exc.strerror or exc}") from exc
 
     def close(self) -> None:
+        if self._direct_fd is not None:
+            os.close(self._direct_fd)
+            self._direct_fd = None
         if self._fd >= 0:
             os.fsync(self._fd)
             os.close(self._fd)
