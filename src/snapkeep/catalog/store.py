@@ -372,6 +372,19 @@ class CatalogStore:
         )
         return [dict(r) for r in rows.mappings()]
 
+    def image_repository_configs(self, conn: Connection) -> list[dict[str, Any]]:
+        """Every repository a vault sends image backups to or a point's image backup is in: {"Url", "KmsKeyArn"}."""
+        seen: dict[tuple[str, Any], dict[str, Any]] = {}
+        for (config,) in conn.execute(sa.select(t.backup_vaults.c.image_repository)
+                                      .where(t.backup_vaults.c.image_repository.is_not(None))):
+            seen.setdefault((config["Url"], config.get("KmsKeyArn")), {"Url": config["Url"],
+                                                                       "KmsKeyArn": config.get("KmsKeyArn")})
+        for (backup,) in conn.execute(sa.select(t.recovery_points.c.image_backup)
+                                      .where(t.recovery_points.c.image_backup.is_not(None))):
+            key = (backup["RepositoryUrl"], backup.get("KmsKeyArn"))
+            seen.setdefault(key, {"Url": key[0], "KmsKeyArn": key[1]})
+        return list(seen.values())
+
     def latest_image_backup(self, conn: Connection, vault_name: str, resource_arn: str) -> Row | None:
         """The newest live point of a resource in a vault that has an image backup: the next one's parent."""
         c = t.recovery_points.c

@@ -8,6 +8,8 @@ never written to the catalog.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from snapkeep.blobstores.base import RETENTION_MODES, RetentionMode
@@ -38,6 +40,12 @@ def repository_config(url: str, kms_key_arn: str | None, storage_class: str | No
                                         f"; got {storage_class!r}", field="ImageRepository.StorageClass")
     return {"Url": location.url if location.is_s3 else str(location.path), "KmsKeyArn": kms_key_arn or None,
             "StorageClass": storage_class}
+
+
+def repository_ref(config: dict[str, Any]) -> str:
+    """A short stable name for a repository (its URL and key), for task references."""
+    text = json.dumps([config["Url"], config.get("KmsKeyArn")])
+    return "repo-" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 def _key(ctx: EngineContext, config: dict[str, Any]) -> KeyWrapping:

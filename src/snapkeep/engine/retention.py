@@ -20,6 +20,7 @@ so such a point keeps the setting in its Lifecycle, stays WARM and is deleted at
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,10 +32,12 @@ from snapkeep.domain.errors import SnapkeepError
 from snapkeep.domain.retention import RecoveryPointAge, RetentionLifecycle, plan_retention
 from snapkeep.engine.context import Done, EngineContext, Outcome, RetryAt
 from snapkeep.engine.queue import TaskQueue
-from snapkeep.engine.repositories import open_repository
-from snapkeep.imagestore.errors import ImageNotFound
+from snapkeep.engine.repositories import open_repository, repository_ref
+from snapkeep.imagestore.errors import ImageNotFound, RepositoryLocked
+from snapkeep.imagestore.gc import run_gc
 
 MAX_EXPIRE_ATTEMPTS = 5
+GC_RETRY = timedelta(minutes=15)
 log = logging.getLogger("snapkeep.retention")
 
 
@@ -114,11 +117,35 @@ def _delete_snapshots(ctx: EngineContext, point: dict[str, Any]) -> None:
 
 
 def _forget_image_backup(ctx: EngineContext, image_backup: dict[str, Any]) -> None:
-    repo = open_repository(ctx, {"Url": image_backup["RepositoryUrl"], "KmsKeyArn": image_backup.get("KmsKeyArn")})
-    try:
+    """Forget the point's image backup, then have the repository's gc free the packs nothing uses any more."""
+    config = {"Url": image_backup["RepositoryUrl"], "KmsKeyArn": image_backup.get("KmsKeyArn")}
+    repo = open_repository(ctx, config)
+    with contextlib.suppress(ImageNotFound):  # forgotten by an earlier attempt
         repo.forget(str(image_backup["ImageId"]))
-    except ImageNotFound:
-        return  # forgotten by an earlier attempt
+    now = ctx.clock()
+    with ctx.store.transaction() as conn:
+        TaskQueue.enqueue(conn, "repository_gc", repository_ref(config), now, rearm=False)
+
+
+def repository_gc(ctx: EngineContext, ref: str) -> Outcome:
+    """Delete the packs no image backup uses (with gc's safety margin against writers that have not yet written
+    their index). A repository busy with backups (their shared locks exclude gc) is tried again later."""
+    with ctx.store.transaction() as conn:
+        config = next((c for c in ctx.store.image_repository_configs(conn) if repository_ref(c) == ref), None)
+    if config is None:
+        return Done()
+    try:
+        result = run_gc(open_repository(ctx, config))
+    except RepositoryLocked:
+        return RetryAt(ctx.clock() + GC_RETRY)
+    except SnapkeepError as exc:
+        if ctx.task_attempts() >= MAX_EXPIRE_ATTEMPTS:
+            log.warning("gc of image repository %s failed: %s", config["Url"], exc.message)
+            return Done()
+        return RetryAt(ctx.clock() + GC_RETRY)
+    log.info("gc of image repository %s: %d packs deleted, %d refused", config["Url"], len(result.deleted),
+             len(result.refused))
+    return Done()
 
 
 def move_to_cold(ctx: EngineContext, arn: str) -> Outcome:
