@@ -32,6 +32,7 @@ from snapkeep.cli.legal_holds import legal_hold_app
 from snapkeep.cli.output import emit, errors_to_exit, make_table
 from snapkeep.cli.plans import plan_app, selection_app
 from snapkeep.cli.recovery_points import rp_app
+from snapkeep.cli.repos import add_to_app as add_image_repository_commands
 from snapkeep.cli.restores import restore_app
 from snapkeep.cli.tags import tag_app
 from snapkeep.cli.vaults import vault_app
@@ -52,6 +53,7 @@ for sub, name in (
     (user_app, "user"),
 ):
     app.add_typer(sub, name=name)
+add_image_repository_commands(app)  # `repo`, `image`: run by the lean parser in snapkeep.cli.__main__
 
 
 @app.callback()

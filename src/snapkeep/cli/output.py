@@ -9,18 +9,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import typer
 from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
 
 from snapkeep.domain.clock import iso_z
 from snapkeep.domain.errors import Conflict, InvalidParameterValue, ServiceUnavailable, SnapkeepError
+
+if TYPE_CHECKING:  # typer and SQLAlchemy are imported where used: the image commands print tables without them
+    from sqlalchemy import exc as sa_exc
 
 console = Console()
 err_console = Console(stderr=True)
@@ -64,6 +64,8 @@ def make_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 
 
 def fail(error: SnapkeepError) -> NoReturn:
+    import typer
+
     field = " " + escape(f"[{error.field}]") if error.field else ""
     err_console.print(f"[bold red]Error[/] ({error.code}){field}: {escape(error.message)}", highlight=False)
     raise typer.Exit(error.exit_code)
@@ -79,6 +81,9 @@ def note_catalog_url(url: str) -> None:
 
 def redact_url(url: str) -> str:
     """The URL with its password replaced by ***, fit to print."""
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (sa_exc.ArgumentError, ValueError):
@@ -86,6 +91,9 @@ def redact_url(url: str) -> str:
 
 
 def _password(url: str) -> str | None:
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(url).password
     except (sa_exc.ArgumentError, ValueError):
@@ -105,6 +113,8 @@ def database_error(exc: sa_exc.DBAPIError) -> SnapkeepError:
     reaching or using the database means the service is unavailable."""
     url = _catalog_url.get()
     where = f"the catalog database {redact_url(url)}" if url else "the catalog database"
+    from sqlalchemy import exc as sa_exc
+
     reason = _db_reason(exc)
     if isinstance(exc, sa_exc.IntegrityError):
         return Conflict(
@@ -124,6 +134,9 @@ def errors_to_exit() -> Iterator[None]:
 
     Exits and interrupts pass through untouched; anything else is a bug and keeps its traceback.
     """
+    import typer
+    from sqlalchemy import exc as sa_exc
+
     try:
         yield
     except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):

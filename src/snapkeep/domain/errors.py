@@ -78,6 +78,13 @@ class InvalidResourceState(SnapkeepError):
     exit_code = 4
 
 
+class DamagedData(InvalidResourceState):
+    """Stored data failed an integrity check (changed, truncated or lost): its own exit code, because the fix is
+    a repair or a new backup, not a retry."""
+
+    exit_code = 9
+
+
 class LimitExceeded(SnapkeepError):
     code = "LimitExceededException"
     http_status = 400

@@ -6,6 +6,7 @@ from snapkeep.domain.errors import (
     AccessDenied,
     AlreadyExists,
     Conflict,
+    DamagedData,
     InvalidResourceState,
     ResourceNotFound,
 )
@@ -31,13 +32,17 @@ class RepositoryLocked(Conflict):
     """Another process holds a lock that excludes this operation (a writer during gc, gc during a backup)."""
 
 
-class DamagedObject(InvalidResourceState):
+class DamagedObject(DamagedData):
     """An object failed its integrity check: it was changed, truncated, moved or swapped since it was written."""
 
     def __init__(self, object_name: str, reason: str) -> None:
         super().__init__(f"{object_name}: {reason}")
         self.object_name = object_name
         self.reason = reason
+
+
+class RepositoryDamaged(DamagedData):
+    """check found damaged or missing objects; the message names them and the image backups they affect."""
 
 
 class UnsupportedFormat(InvalidResourceState):
