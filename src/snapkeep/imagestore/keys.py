@@ -51,15 +51,17 @@ def argon2_available() -> bool:
 
 @dataclass(frozen=True)
 class KdfParams:
-    """A passphrase KDF and its cost. Argon2id (RFC 9106's second recommendation) where available, else scrypt."""
+    """A passphrase KDF and its cost. Argon2id (RFC 9106's second recommendation: 3 passes over 64 MiB) where
+    available, else scrypt."""
 
     algorithm: Literal["argon2id", "scrypt"]
     iterations: int = 3
     """argon2id: passes over memory."""
     memory_kib: int = 64 * 1024
     """argon2id: memory in KiB; scrypt: 128 * r * n bytes."""
-    lanes: int = 4
-    """argon2id: parallelism."""
+    lanes: int = 1
+    """argon2id: parallelism. 1: the implementation fills lanes one after another, so more lanes would only add
+    work for us, while a guess costs an attacker the same memory and passes either way."""
     n: int = 2**16
     r: int = 8
     p: int = 1
