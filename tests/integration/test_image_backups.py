@@ -90,11 +90,16 @@ def test_image_backups_follow_the_instance_incrementally_and_live_longer_than_sn
     assert record is not None and record["RepositoryUrl"] == str(repo_dir)
     assert set(record["Disks"]) == set(volumes.values())
     assert first["move_to_cold_at"] - first["creation_date"] == timedelta(days=2)
+    shown = sk.service.describe_recovery_point("main", first["recovery_point_arn"])
+    assert shown["ImageBackup"]["ImageId"] == record["ImageId"]
+    assert shown["CalculatedLifecycle"]["MoveToColdStorageAt"] == first["move_to_cold_at"]
     for volume_id in volumes.values():
         assert_image_matches_volume(sk, harness, first, volume_id)
 
     # The guest changes two blocks of one volume: the next image backup reads only what changed.
     device = sorted(volumes)[-1]
+    at_first_backup = harness.snapshot_digest(next(v["SnapshotId"] for v in first["volumes"]
+                                                   if v["DeviceName"] == device))
     harness.write_volume(volumes[device], 5 * BLOCK_SIZE + 100, b"changed after the first backup" * 100)
     harness.write_volume(volumes[device], 40 * BLOCK_SIZE, b"\x07" * BLOCK_SIZE)
     second = backup(sk, target, lifecycle)
@@ -108,9 +113,9 @@ def test_image_backups_follow_the_instance_incrementally_and_live_longer_than_sn
 
     # Past MoveToColdStorageAt: the snapshots and image go, the point is COLD, its image backup stays.
     client = sk.context.ec2(Arn.parse(target).account, Arn.parse(target).region)
-    later = sk.context.clock() + timedelta(days=2, minutes=5)
-    sk.context.clock = lambda: later
-    retention.sweep(sk.store, later)
+    real = sk.context.clock
+    sk.context.clock = sk.service.clock = lambda: real() + timedelta(days=2, minutes=5)  # and still moving
+    retention.sweep(sk.store, sk.context.clock())
     drain(sk)
     with sk.store.transaction() as conn:
         cold = dict(sk.store.get_recovery_point(conn, first["recovery_point_arn"]))
@@ -123,15 +128,33 @@ def test_image_backups_follow_the_instance_incrementally_and_live_longer_than_sn
     described = sk.service.describe_recovery_point("main", first["recovery_point_arn"])
     assert described["StorageClass"] == "COLD"
 
+    # The COLD point restores from its image backup, into the lab's other region too: the volume holds the data
+    # of the first backup, and no temporary snapshot is left behind.
+    region = Arn.parse(target).region
+    other = "us-east-1" if region != "us-east-1" else "eu-west-1"
+    restore = sk.service.start_restore_job(first["recovery_point_arn"],
+                                           {"availabilityZone": f"{other}a", "DeviceName": device},
+                                           resource_type="EBS")
+    drain(sk)
+    restored = sk.service.describe_restore_job(restore["RestoreJobId"])
+    assert restored["Status"] == "COMPLETED", restored.get("StatusMessage")
+    new_volume = Arn.parse(restored["CreatedResourceArn"])
+    assert new_volume.region == other
+    assert harness.volume_digest(new_volume.resource_id) == at_first_backup
+    other_client = sk.context.ec2(new_volume.account, other)
+    assert ec2api.snapshots_tagged(other_client, ec2api.TAG_RESTORE_JOB, restore["RestoreJobId"]) == []
+
     # Past DeleteAt: both points expire and their image backups are forgotten.
-    much_later = first["creation_date"] + timedelta(days=93)
-    sk.context.clock = lambda: much_later
-    retention.sweep(sk.store, much_later)
+    sk.context.clock = sk.service.clock = lambda: real() + timedelta(days=93)
+    retention.sweep(sk.store, sk.context.clock())
     drain(sk)
     with pytest.raises(ImageNotFound):
         repo.image(record["ImageId"])
     with pytest.raises(ImageNotFound):
         repo.image(record2["ImageId"])
+    # ... and the repository's gc, queued by the expiry, freed every pack (no image backup is left).
+    assert repo.images() == []
+    assert [p for p in (repo_dir / "data").rglob("*") if p.is_file()] == []
 
 
 def test_vault_repository_refuses_what_would_fail_later(sk: Snapkeep, tmp_path: Path) -> None:

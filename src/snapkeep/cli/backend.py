@@ -57,10 +57,8 @@ class Backend(Protocol):
 
     def call(self, operation_name: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
 
-    def recovery_point_volumes(self, vault: str, recovery_point_arn: str) -> list[dict[str, Any]] | None:
-        """The point's volumes and snapshots, when this backend can know them (the AWS Backup API does not carry
-        them, so only the local catalog can)."""
-        ...
+    def recovery_point_details(self, vault: str, recovery_point_arn: str) -> dict[str, Any] | None:
+        """What the catalog knows beyond AWS Backup's shape (volumes, image backup); None when remote."""
 
     def close(self) -> None: ...
 
@@ -172,9 +170,9 @@ class LocalBackend:
         output = conform(operation.output_shape, handler(self.sk.service, parsed)) or {}
         return in_model_order(operation.output_shape, output) if operation.output_shape is not None else {}
 
-    def recovery_point_volumes(self, vault: str, recovery_point_arn: str) -> list[dict[str, Any]] | None:
-        volumes = self.sk.service.describe_recovery_point(vault, recovery_point_arn).get("Volumes")
-        return list(volumes) if volumes is not None else None
+    def recovery_point_details(self, vault: str, recovery_point_arn: str) -> dict[str, Any] | None:
+        point = self.sk.service.describe_recovery_point(vault, recovery_point_arn)
+        return {k: point[k] for k in ("Volumes", "ImageBackup") if point.get(k) is not None}
 
     def close(self) -> None:
         self.sk.close()
@@ -268,7 +266,7 @@ class RemoteBackend:
         out.pop("ResponseMetadata", None)
         return out
 
-    def recovery_point_volumes(self, vault: str, recovery_point_arn: str) -> list[dict[str, Any]] | None:
+    def recovery_point_details(self, vault: str, recovery_point_arn: str) -> dict[str, Any] | None:
         return None
 
     def close(self) -> None:

@@ -74,6 +74,10 @@ def _recovery_point_view(out: dict[str, Any]) -> RenderableType:
         ["Created by", f"plan {created_by.get('BackupPlanId')}, rule {created_by.get('BackupRuleId')}" if created_by
          else "on-demand backup"],
     ]
+    image = out.get("ImageBackup")
+    if image:
+        fields.append(["Image backup", f"{image['ImageId']} in {image['RepositoryUrl']} "
+                                       f"({image.get('StoredBytes', 0)} bytes stored; kept until Delete at)"])
     summary = make_table("Recovery point", ["Field", "Value"], fields)
     if "Volumes" not in out:
         return summary
@@ -91,14 +95,13 @@ def _recovery_point_view(out: dict[str, Any]) -> RenderableType:
 
 @rp_app.command("describe")
 def rp_describe(vault: str, recovery_point_arn: str, as_json: JsonOpt = False) -> None:
-    """DescribeRecoveryPoint. In local mode the volumes and snapshots from the catalog are added ("Volumes"): the
-    AWS Backup API has no member for them, so they are not shown with --endpoint."""
+    """DescribeRecoveryPoint. In local mode the volumes and snapshots from the catalog are added ("Volumes"), and
+    the image backup ("ImageBackup") when the vault has an image repository: the AWS Backup API has no member
+    for them, so they are not shown with --endpoint."""
     with errors_to_exit():
         api = backend()
         out = api.call("DescribeRecoveryPoint", {"BackupVaultName": vault, "RecoveryPointArn": recovery_point_arn})
-        volumes = api.recovery_point_volumes(vault, recovery_point_arn)
-        if volumes is not None:
-            out["Volumes"] = volumes
+        out.update(api.recovery_point_details(vault, recovery_point_arn) or {})
     emit(out, as_json, lambda: _recovery_point_view(out))
 
 

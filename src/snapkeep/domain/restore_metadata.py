@@ -16,6 +16,11 @@ them) and aws:backup:request-id.
 EBS keys: availabilityZone (required), encrypted, iops, kmsKeyId, throughput, volumeType, volumeSize, and
 Snapkeep's DeviceName / volumeId choosing which volume of an EC2 recovery point to restore. aws:backup:request-id is
 accepted and ignored.
+
+Both take Snapkeep's RestoreFrom (Snapshot or ImageBackup): where the data comes from. A point in cold storage has
+no snapshots left, so it restores from its image backup; a warm one from its snapshots unless told otherwise. The
+restore goes to the region of the availability zone asked for; only an image backup can be written to a region
+other than the point's (its snapshots live in the point's region).
 """
 
 from __future__ import annotations
@@ -36,9 +41,14 @@ SHUTDOWN_BEHAVIORS = ("stop", "terminate")
 TENANCIES = ("default", "dedicated", "host")
 USE_BACKED_UP_VALUE = "UseBackedUpValue"
 NO_PROFILE = "null"
+RESTORE_FROM = "RestoreFrom"
+FROM_SNAPSHOT = "Snapshot"
+FROM_IMAGE_BACKUP = "ImageBackup"
+RESTORE_SOURCES = (FROM_SNAPSHOT, FROM_IMAGE_BACKUP)
 
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
 _ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+(-[a-z]+-\d+)?[a-z]$")
+_ZONE_REGION = re.compile(r"^([a-z]{2}(?:-[a-z]+)+-\d+)")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
@@ -258,6 +268,7 @@ EC2_RULES: dict[str, _Rule] = {
     "HibernationOptions": _json_object,
     "CapacityReservationSpecification": _json_object,
     "BlockDeviceMappings": _json_list,
+    RESTORE_FROM: _one_of(RESTORE_SOURCES),
     REQUEST_ID: _any_text,
 }
 
@@ -271,6 +282,7 @@ EBS_RULES: dict[str, _Rule] = {
     "volumeSize": _positive_int,
     "DeviceName": _matching(_DEVICE, "a device name (e.g. /dev/xvdf)"),
     "volumeId": _matching(_VOLUME, "a volume id (vol-...)"),
+    RESTORE_FROM: _one_of(RESTORE_SOURCES),
     REQUEST_ID: _any_text,
 }
 
@@ -365,3 +377,55 @@ def _check_instance(meta: dict[str, str]) -> None:
     placed = json.loads(meta["Placement"]).get("AvailabilityZone") if "Placement" in meta else None
     if zone and placed and zone != placed:
         raise _invalid("AvailabilityZone", f"'{zone}' contradicts Placement.AvailabilityZone '{placed}'")
+
+
+def region_of_zone(zone: str) -> str:
+    """us-west-2a -> us-west-2; us-west-2-lax-1a -> us-west-2 (a Local Zone belongs to its parent region)."""
+    found = _ZONE_REGION.match(zone)
+    if found is None:
+        raise InvalidParameterValue(f"'{zone}' is not an availability zone (e.g. us-east-1a)", field="Metadata")
+    return found.group(1)
+
+
+def requested_zone(resource_type: str, meta: Mapping[str, str]) -> tuple[str, str] | None:
+    """(metadata key, zone) of the availability zone the restore asks for, if any (validated metadata)."""
+    if resource_type == "EBS":
+        zone = meta.get("availabilityZone")
+        return ("availabilityZone", zone) if zone else None
+    if meta.get("AvailabilityZone"):
+        return "AvailabilityZone", meta["AvailabilityZone"]
+    placed = json.loads(meta["Placement"]).get("AvailabilityZone") if meta.get("Placement") else None
+    return ("Placement", str(placed)) if placed else None
+
+
+def restore_region(resource_type: str, meta: Mapping[str, str], point_region: str) -> str:
+    """Where the restored resource goes: the region of the zone asked for, else the recovery point's."""
+    zone = requested_zone(resource_type, meta)
+    return region_of_zone(zone[1]) if zone else point_region
+
+
+def restore_source(resource_type: str, meta: Mapping[str, str], *, point_region: str, storage_class: str,
+                   has_image_backup: bool) -> str:
+    """Snapshot or ImageBackup: what the restore reads, refused when that cannot work (no image backup, snapshots
+    gone to cold storage, snapshots asked to cross regions)."""
+    wanted = meta.get(RESTORE_FROM)
+    cold = storage_class == "COLD"
+    if wanted == FROM_IMAGE_BACKUP and not has_image_backup:
+        raise _invalid(RESTORE_FROM, "the recovery point has no image backup; restore it from its snapshots "
+                                     f"({RESTORE_FROM} {FROM_SNAPSHOT}, or leave {RESTORE_FROM} out)")
+    if wanted == FROM_SNAPSHOT and cold:
+        raise _invalid(RESTORE_FROM, "the recovery point is in cold storage: its snapshots were deleted and only "
+                                     f"its image backup can restore it ({RESTORE_FROM} {FROM_IMAGE_BACKUP}, or "
+                                     f"leave {RESTORE_FROM} out)")
+    if cold and not has_image_backup:
+        raise InvalidParameterValue("RecoveryPointArn: the recovery point is in cold storage and has no image "
+                                    "backup to restore it from", field="RecoveryPointArn")
+    source = wanted or (FROM_IMAGE_BACKUP if cold else FROM_SNAPSHOT)
+    zone = requested_zone(resource_type, meta)
+    if source == FROM_SNAPSHOT and zone and region_of_zone(zone[1]) != point_region:
+        key, value = zone
+        hint = (f"restore from the image backup ({RESTORE_FROM} {FROM_IMAGE_BACKUP}) to change region"
+                if has_image_backup else "the recovery point has no image backup, which could change region")
+        raise _invalid(key, f"'{value}' is in {region_of_zone(value)}, but the recovery point's snapshots are in "
+                            f"{point_region} and cannot be restored to another region; {hint}")
+    return source

@@ -8,6 +8,13 @@ recorded before RunInstances / CreateVolume is asked (with the restore job id as
 restarted job adopts what an earlier attempt made instead of making it twice, and a failed job finds by tag
 everything it made and removes it: a failed restore leaves nothing behind (or names what it could not remove).
 
+From an image backup (a point in cold storage, or RestoreFrom ImageBackup) a `write` step comes first: each disk
+needed is written from the repository into a new snapshot through the EBS direct APIs (StartSnapshot with a client
+token derived from the job and the volume, so a retry after a crash continues the same snapshot), in the region of
+the zone asked for, which may differ from the point's. An EC2 restore then registers a temporary AMI over those
+snapshots and launches from it. The temporary AMI and snapshots carry the job's tag and are removed when the job
+ends, COMPLETED or FAILED.
+
 Every way a restore can go wrong ends the job: the recovery point deleted under it, an instance that stops or
 terminates instead of running, a volume in `error`, six hours without completing, any error that is not a
 transient AWS failure. Transient AWS failures (throttling, 5xx, lost connections) are retried with backoff, bounded
@@ -17,8 +24,10 @@ by the same deadline. Every write is fenced by the job's version (StaleJob: relo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,18 +35,24 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from snapkeep.aws import ec2 as ec2api
+from snapkeep.aws.ebs_blocks import EbsBlockSink
 from snapkeep.aws.ec2 import TransientAwsError
 from snapkeep.catalog import tables
 from snapkeep.domain.arn import instance_arn, volume_arn
 from snapkeep.domain.errors import InvalidParameterValue, MissingParameterValue, ResourceNotFound, SnapkeepError
 from snapkeep.domain.jobs import RestoreJobStatus
 from snapkeep.domain.restore_metadata import (
+    FROM_IMAGE_BACKUP,
     IOPS_VOLUME_TYPES,
     NO_PROFILE,
     THROUGHPUT_VOLUME_TYPES,
     USE_BACKED_UP_VALUE,
+    restore_region,
+    restore_source,
 )
 from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob, advance_with_reload
+from snapkeep.engine.repositories import open_repository
+from snapkeep.imagestore.repository import Progress
 
 log = logging.getLogger("snapkeep.restore")
 
@@ -51,6 +66,11 @@ CLEANUP_RETRY_POLLS = 10
 MAX_BACKOFF_SECONDS = 60.0
 RESTORABLE_POINT_STATUSES = ("COMPLETED", "AVAILABLE")
 FAILED_INSTANCE_STATES = ("stopping", "stopped", "shutting-down", "terminated")
+WRITE_PERCENT = (10.0, 60.0)
+"""percent_done while the image backup's disks are written into snapshots."""
+PROGRESS_SAVE_SECONDS = 2.0
+REGION_BOUND_CONFIG = ("SubnetId", "SecurityGroupIds", "VpcId", "KeyName")
+"""Backed-up instance settings that name resources of the point's region: not reused in another region."""
 
 Job = dict[str, Any]
 
@@ -78,6 +98,8 @@ def _advance(ctx: EngineContext, job: Job) -> Outcome:
         if ctx.clock() >= job["creation_date"] + RESTORE_DEADLINE:
             hours = RESTORE_DEADLINE.total_seconds() / 3600
             raise RestoreFailed(f"Restore job timed out: not completed within {hours:g} hours of its creation")
+        if "source" not in job["step_data"]:
+            _plan(ctx, job)
         if job["resource_type"] == "EBS":
             return _restore_volume(ctx, job)
         return _restore_instance(ctx, job)
@@ -101,8 +123,29 @@ def _save(ctx: EngineContext, job: Job, **values: Any) -> None:
     job["version"] += 1
 
 
+def _target_region(job: Job) -> str:
+    """The region the restore writes into (recorded when the job starts; the point's region until then)."""
+    return str(job["step_data"].get("target_region") or job["region"])
+
+
 def _client(ctx: EngineContext, job: Job) -> Any:
-    return ctx.ec2(job["account_id"], job["region"])
+    return ctx.ec2(job["account_id"], _target_region(job))
+
+
+def _from_image(job: Job) -> bool:
+    return bool(job["step_data"].get("source") == FROM_IMAGE_BACKUP)
+
+
+def _plan(ctx: EngineContext, job: Job) -> None:
+    """Decide once what the restore reads (snapshots or the image backup) and which region it writes into.
+
+    Decided again here because the point may have moved to cold storage since StartRestoreJob checked it."""
+    point = _point(ctx, job)
+    meta: dict[str, str] = {str(k): str(v) for k, v in (job["metadata"] or {}).items()}
+    target = restore_region(job["resource_type"], meta, point["region"])
+    source = restore_source(job["resource_type"], meta, point_region=point["region"],
+                            storage_class=point["storage_class"], has_image_backup=bool(point["image_backup"]))
+    _save(ctx, job, step_data=dict(job["step_data"], source=source, target_region=target))
 
 
 def _back_off(ctx: EngineContext, job: Job, exc: SnapkeepError) -> Outcome:
@@ -115,7 +158,20 @@ def _back_off(ctx: EngineContext, job: Job, exc: SnapkeepError) -> Outcome:
 
 
 def _restorable_point(ctx: EngineContext, job: Job) -> dict[str, Any]:
-    """The recovery point, whatever its status, checked still restorable (it may be deleted after the job began)."""
+    """The recovery point, checked still restorable (it may be deleted, or lose its snapshots to cold storage,
+    after the job began)."""
+    point = _point(ctx, job)
+    arn = point["recovery_point_arn"]
+    if point["storage_class"] == "COLD" and not _from_image(job):
+        raise RestoreFailed(f"The recovery point {arn} moved to cold storage and cannot be restored from its "
+                            "snapshots")
+    if _from_image(job) and not point["image_backup"]:
+        raise RestoreFailed(f"The recovery point {arn} has no image backup to restore from")
+    return point
+
+
+def _point(ctx: EngineContext, job: Job) -> dict[str, Any]:
+    """The recovery point, whatever its storage class, checked not deleted."""
     arn = job["recovery_point_arn"]
     points = tables.recovery_points
     with ctx.store.transaction() as conn:
@@ -125,8 +181,6 @@ def _restorable_point(ctx: EngineContext, job: Job) -> dict[str, Any]:
     point = dict(row)
     if point["status"] not in RESTORABLE_POINT_STATUSES:
         raise RestoreFailed(f"The recovery point {arn} is {point['status']} and can no longer be restored")
-    if point["storage_class"] == "COLD":
-        raise RestoreFailed(f"The recovery point {arn} moved to cold storage and cannot be restored")
     return point
 
 
@@ -140,8 +194,15 @@ def _within_grace(ctx: EngineContext, data: dict[str, Any]) -> bool:
 
 
 def _complete(ctx: EngineContext, job: Job, arn: str) -> Outcome:
+    """COMPLETED, once the temporary AMI and snapshots of a restore from an image backup are gone (a crash before
+    this write finds them again by tag on the next pass)."""
+    message = None
+    if _from_image(job):
+        left = _remove_temporaries(ctx, job)
+        if left:  # the restored resource is fine: say what is left rather than fail it
+            message = "Temporary resources left behind: " + "; ".join(f"{k}: {v}" for k, v in sorted(left.items()))
     _save(ctx, job, status=RestoreJobStatus.COMPLETED.value, step="done", percent_done=100.0,
-          created_resource_arn=arn, status_message=None, completion_date=ctx.clock())
+          created_resource_arn=arn, status_message=message, completion_date=ctx.clock())
     return Done()
 
 
@@ -156,12 +217,20 @@ def _restore_instance(ctx: EngineContext, job: Job) -> Outcome:
         if found:
             data["instance_id"] = found
         else:
+            if _from_image(job):
+                snapshots = _write_disks(ctx, job, point, list(point["volumes"]))
+                if snapshots is None:
+                    return ctx.poll_later()  # a snapshot an earlier attempt sealed is still completing
+                point = _image_backed_point(ctx, job, point, snapshots)
+                data = dict(job["step_data"])
             data["launch_requested"] = True
-            _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="launch", step_data=data, percent_done=10.0)
+            _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="launch", step_data=data,
+                  percent_done=_launch_percent(job))
             ctx.check_lease()
             data["instance_id"] = _launch(client, job, point)
         data["created_at"] = _now_text(ctx)
-        _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="wait", step_data=data, percent_done=50.0)
+        _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="wait", step_data=data,
+              percent_done=_wait_percent(job))
         return ctx.poll_later()  # a new instance is pending: look again in a moment
     instance_id = str(data["instance_id"])
     inst: dict[str, Any] | None
@@ -175,7 +244,7 @@ def _restore_instance(ctx: EngineContext, job: Job) -> Outcome:
         raise RestoreFailed(f"The restored instance {instance_id} cannot be found")
     state = str(inst["State"]["Name"])
     if state == "running":
-        return _complete(ctx, job, instance_arn(job["region"], job["account_id"], instance_id))
+        return _complete(ctx, job, instance_arn(_target_region(job), job["account_id"], instance_id))
     if state in FAILED_INSTANCE_STATES:
         reason = (inst.get("StateReason") or {}).get("Message") or inst.get("StateTransitionReason") or ""
         raise RestoreFailed(
@@ -327,13 +396,22 @@ def _restore_volume(ctx: EngineContext, job: Job) -> Outcome:
             data["volume_id"] = _adopt_volume(client, job, found)
         else:
             kwargs = _volume_request(job, point)
+            if _from_image(job):
+                source = pick_volume(point, dict(job["metadata"] or {}))
+                snapshots = _write_disks(ctx, job, point, [source])
+                if snapshots is None:
+                    return ctx.poll_later()  # a snapshot an earlier attempt sealed is still completing
+                kwargs["SnapshotId"] = snapshots[source["VolumeId"]]
+                data = dict(job["step_data"])
             data["create_requested"] = True
-            _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="create", step_data=data, percent_done=10.0)
+            _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="create", step_data=data,
+                  percent_done=_launch_percent(job))
             ctx.check_lease()
             with ec2api.aws_errors("CreateVolume"):
                 data["volume_id"] = str(client.create_volume(**kwargs)["VolumeId"])
         data["created_at"] = _now_text(ctx)
-        _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="wait", step_data=data, percent_done=50.0)
+        _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="wait", step_data=data,
+              percent_done=_wait_percent(job))
         return ctx.poll_later()
     volume_id = str(data["volume_id"])
     try:
@@ -348,7 +426,7 @@ def _restore_volume(ctx: EngineContext, job: Job) -> Outcome:
     if state == "creating":
         return ctx.poll_later()
     if state in ("available", "in-use"):
-        return _complete(ctx, job, volume_arn(job["region"], job["account_id"], volume_id))
+        return _complete(ctx, job, volume_arn(_target_region(job), job["account_id"], volume_id))
     raise RestoreFailed(f"The restored volume {volume_id} is in state {state} instead of available")
 
 
@@ -442,13 +520,214 @@ def pick_volume(point: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
                                 field="Metadata.DeviceName")
 
 
+# -- from an image backup ------------------------------------------------------------------------------------
+
+def _launch_percent(job: Job) -> float:
+    return WRITE_PERCENT[1] if _from_image(job) else 10.0
+
+
+def _wait_percent(job: Job) -> float:
+    return 80.0 if _from_image(job) else 50.0
+
+
+def _client_token(job: Job, volume_id: str, generation: int) -> str:
+    """The same StartSnapshot request after a crash (so it continues the same snapshot); a new one only when an
+    earlier snapshot of this volume had to be abandoned."""
+    return hashlib.sha256(f"{job['restore_job_id']}/{volume_id}/{generation}".encode()).hexdigest()[:64]
+
+
+def _write_disks(ctx: EngineContext, job: Job, point: dict[str, Any],
+                 volumes: list[dict[str, Any]]) -> dict[str, str] | None:
+    """Each volume's disk of the point's image backup written into a new snapshot in the target region:
+    {source VolumeId: SnapshotId}, or None while a snapshot an earlier attempt sealed is still completing.
+
+    Every snapshot id is recorded as soon as StartSnapshot returns it; a snapshot is recorded as written only once
+    CompleteSnapshot has sealed it and EC2 reports it completed."""
+    backup: dict[str, Any] = point["image_backup"]
+    disks: dict[str, Any] = backup.get("Disks") or {}
+    missing = [v["VolumeId"] for v in volumes if v["VolumeId"] not in disks]
+    if missing:
+        raise RestoreFailed(f"The image backup {backup['ImageId']} of {point['recovery_point_arn']} holds no disk "
+                            f"of volume {', '.join(missing)}")
+    client = _client(ctx, job)
+    data = dict(job["step_data"])
+    done: dict[str, str] = dict(data.get("restored_snapshots") or {})
+    writing: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (data.get("writing") or {}).items()}
+    for volume_id, record in sorted(writing.items()):  # what an earlier attempt left: adopt, wait, or abandon
+        if volume_id in done or not record.get("SnapshotId"):
+            continue  # written already, or to be started afresh (a new generation)
+        state = _snapshot_state(client, str(record["SnapshotId"]))
+        if state == "completed":
+            done[volume_id] = str(record["SnapshotId"])
+            writing.pop(volume_id)
+        elif state == "pending" and record.get("sealing"):
+            return None
+        elif state != "pending":  # error or gone: start over with a new snapshot
+            with contextlib.suppress(ResourceNotFound):
+                ec2api.delete_snapshot(client, str(record["SnapshotId"]))
+            writing[volume_id] = {"Generation": int(record.get("Generation", 0)) + 1}
+    todo = [v for v in volumes if v["VolumeId"] not in done]
+    _save(ctx, job, status=RestoreJobStatus.RUNNING.value, step="write",
+          percent_done=max(float(job["percent_done"] or 0.0), WRITE_PERCENT[0]),
+          step_data=dict(data, write_started=True, restored_snapshots=done, writing=writing))
+    if not todo:
+        return {v["VolumeId"]: done[v["VolumeId"]] for v in volumes}
+    config = {"Url": backup["RepositoryUrl"], "KmsKeyArn": backup.get("KmsKeyArn")}
+    try:
+        repo = open_repository(ctx, config)
+    except TransientAwsError:
+        raise
+    except SnapkeepError as exc:
+        raise RestoreFailed(f"Cannot open the image repository {backup['RepositoryUrl']}: {exc.message}") from exc
+    sizes = {v["VolumeId"]: int(disks[v["VolumeId"]]["Size"]) for v in volumes}
+    total = max(1, sum(sizes.values()))
+    for vol in todo:
+        finished = sum(sizes[k] for k in sizes if k in done)
+        done[vol["VolumeId"]] = _write_disk(ctx, job, point, repo, vol, sizes[vol["VolumeId"]],
+                                            (finished / total, sizes[vol["VolumeId"]] / total))
+    return {v["VolumeId"]: done[v["VolumeId"]] for v in volumes}
+
+
+def _snapshot_state(client: Any, snapshot_id: str) -> str:
+    try:
+        found = ec2api.describe_snapshots(client, [snapshot_id])
+    except ResourceNotFound:
+        return "missing"
+    return str(found[0]["State"]) if found else "missing"
+
+
+def _write_disk(ctx: EngineContext, job: Job, point: dict[str, Any], repo: Any, vol: dict[str, Any], size: int,
+                share: tuple[float, float]) -> str:
+    """One disk into one new snapshot (StartSnapshot, PutSnapshotBlock per block holding data, CompleteSnapshot).
+
+    Encrypted like the source volume: with its own KMS key in its region, with the target region's default EBS key
+    in another (a KMS key belongs to its region)."""
+    backup: dict[str, Any] = point["image_backup"]
+    volume_id = str(vol["VolumeId"])
+    region = _target_region(job)
+    writing = dict(job["step_data"].get("writing") or {})
+    generation = int((writing.get(volume_id) or {}).get("Generation", 0))
+    encrypted: bool | None = None
+    kms_key: str | None = None
+    if vol.get("Encrypted"):
+        encrypted = True
+        if region == point["region"] and vol.get("KmsKeyId"):
+            kms_key = str(vol["KmsKeyId"])
+    ctx.check_lease()
+    sink = EbsBlockSink(ctx.sessions, region, size, role_arn=ctx.role_for(job["account_id"]),
+                        client_token=_client_token(job, volume_id, generation), encrypted=encrypted,
+                        kms_key_arn=kms_key, tags={ec2api.TAG_RESTORE_JOB: job["restore_job_id"]},
+                        description=f"Snapkeep restore job {job['restore_job_id']}: {volume_id}")
+    try:
+        record = {"SnapshotId": sink.snapshot_id, "Generation": generation}
+        _save(ctx, job, step_data=dict(job["step_data"], writing=dict(writing, **{volume_id: record})))
+        last = [time.monotonic()]
+        low, high = WRITE_PERCENT
+
+        def progress(p: Progress) -> None:
+            if time.monotonic() - last[0] >= PROGRESS_SAVE_SECONDS and p.blocks_total:
+                last[0] = time.monotonic()
+                fraction = share[0] + share[1] * p.blocks_done / p.blocks_total
+                _save(ctx, job, percent_done=round(low + (high - low) * fraction, 1))
+                ctx.check_lease()
+
+        try:
+            repo.restore(str(backup["ImageId"]), sink, disk=volume_id, progress=progress,
+                         lock_wait=timedelta(minutes=5))
+            sink.flush()
+        except TransientAwsError:
+            raise
+        except SnapkeepError as exc:
+            raise RestoreFailed(f"Restoring volume {volume_id} from the image backup {backup['ImageId']} in "
+                                f"{backup['RepositoryUrl']} failed: {exc.message}") from exc
+        # Sealed from here on: a retry must wait for this snapshot, not write to it again. (A crash before this
+        # save leaves it open to the retry's writes, which redo every block through the same StartSnapshot.)
+        snapshot_id = sink.complete(wait=False)
+        record["sealing"] = True
+        _save(ctx, job, step_data=dict(job["step_data"], writing=dict(writing, **{volume_id: record})))
+        sink.wait_completed()
+    finally:
+        sink.close()
+    data = dict(job["step_data"])
+    written = dict(data.get("writing") or {})
+    written.pop(volume_id, None)
+    _save(ctx, job, step_data=dict(data, writing=written,
+                                   restored_snapshots=dict(data.get("restored_snapshots") or {},
+                                                           **{volume_id: snapshot_id})))
+    return snapshot_id
+
+
+def _image_backed_point(ctx: EngineContext, job: Job, point: dict[str, Any],
+                        snapshots: dict[str, str]) -> dict[str, Any]:
+    """The point as if its AMI and snapshots were the temporary ones in the target region: a temporary AMI over
+    the new snapshots (adopted by tag after a crash), and in another region without the settings that name the
+    point's region's resources (subnet, security groups, key pair) unless the metadata gives them."""
+    client = _client(ctx, job)
+    data = dict(job["step_data"])
+    image_id = data.get("temporary_image_id")
+    if not image_id:
+        found = sorted(ec2api.images_tagged(client, ec2api.TAG_RESTORE_JOB, job["restore_job_id"]),
+                       key=lambda i: (str(i.get("CreationDate", "")), i["ImageId"]))
+        for extra in found[1:]:
+            ec2api.deregister_image(client, extra["ImageId"])
+        if found:
+            image_id = str(found[0]["ImageId"])
+        else:
+            data["image_requested"] = True
+            _save(ctx, job, step="launch", step_data=data)
+            ctx.check_lease()
+            by_device = {v["DeviceName"]: snapshots[v["VolumeId"]] for v in point["volumes"]}
+            image_id = ec2api.register_image(client, f"snapkeep-restore-{job['restore_job_id']}",
+                                             point["instance"] or {}, by_device,
+                                             {ec2api.TAG_RESTORE_JOB: job["restore_job_id"]})
+        _save(ctx, job, step_data=dict(job["step_data"], temporary_image_id=image_id))
+    config = dict(point["instance"] or {})
+    if _target_region(job) != point["region"]:
+        for key in REGION_BOUND_CONFIG:
+            config.pop(key, None)
+    volumes = [dict(v, SnapshotId=snapshots[v["VolumeId"]]) for v in point["volumes"]]
+    return dict(point, image_id=image_id, instance=config, volumes=volumes)
+
+
+def _remove_temporaries(ctx: EngineContext, job: Job) -> dict[str, str]:
+    """Deregister the temporary AMI and delete the snapshots a restore from an image backup made (by tag, and the
+    ids it recorded); what could not be removed, why. Transient failures are raised, to be retried."""
+    if not _from_image(job):
+        return {}
+    client = _client(ctx, job)
+    data = job["step_data"]
+    job_id = job["restore_job_id"]
+    left: dict[str, str] = {}
+    images = {str(i["ImageId"]) for i in ec2api.images_tagged(client, ec2api.TAG_RESTORE_JOB, job_id)}
+    if data.get("temporary_image_id"):
+        images.add(str(data["temporary_image_id"]))
+    for image_id in sorted(images):
+        try:
+            ec2api.deregister_image(client, image_id)
+        except TransientAwsError:
+            raise
+        except SnapkeepError as exc:
+            left[image_id] = exc.message
+    snapshots = {str(s["SnapshotId"]) for s in ec2api.snapshots_tagged(client, ec2api.TAG_RESTORE_JOB, job_id)}
+    snapshots.update(str(v) for v in (data.get("restored_snapshots") or {}).values())
+    snapshots.update(str(w["SnapshotId"]) for w in (data.get("writing") or {}).values() if w.get("SnapshotId"))
+    for snapshot_id in sorted(snapshots):
+        try:
+            ec2api.delete_snapshot(client, snapshot_id)
+        except TransientAwsError:
+            raise
+        except SnapkeepError as exc:
+            left[snapshot_id] = exc.message
+    return left
+
+
 # -- failure and cleanup --------------------------------------------------------------------------------------
 
 def _fail(ctx: EngineContext, job: Job, message: str) -> Outcome:
     """End the job FAILED; first remove what it may have made (anything tagged with its id)."""
     data = job["step_data"]
     made = data.get("launch_requested") or data.get("create_requested") or data.get("instance_id") \
-        or data.get("volume_id")
+        or data.get("volume_id") or data.get("write_started") or data.get("image_requested")
     if not made:
         return _finish(ctx, job, message)
     _save(ctx, job, step="cleanup", step_data=dict(data, final_message=message, cleanup_attempts=0))
@@ -480,7 +759,8 @@ def _step_cleanup(ctx: EngineContext, job: Job) -> Outcome:
 
 
 def _remove_created(ctx: EngineContext, job: Job) -> dict[str, str]:
-    """Remove every instance and volume this job made (by tag, and the ids it recorded); what could not be, why."""
+    """Remove every instance, volume, temporary AMI and snapshot this job made (by tag, and the ids it recorded);
+    what could not be, why."""
     client = _client(ctx, job)
     data = job["step_data"]
     left: dict[str, str] = {}
@@ -511,6 +791,7 @@ def _remove_created(ctx: EngineContext, job: Job) -> dict[str, str]:
             _delete_volume(client, volume_id)
         except SnapkeepError as exc:
             left[volume_id] = exc.message
+    left.update(_remove_temporaries(ctx, job))
     return left
 
 

@@ -38,7 +38,12 @@ from snapkeep.domain.job_reports import (
 )
 from snapkeep.domain.jobs import BackupJobState, RestoreJobStatus, check_stoppable
 from snapkeep.domain.plans import lifecycle_from_aws_json, lifecycle_to_aws_json, plan_from_aws_json, plan_to_aws_json
-from snapkeep.domain.restore_metadata import IOPS_VOLUME_TYPES, THROUGHPUT_VOLUME_TYPES, validate_restore_metadata
+from snapkeep.domain.restore_metadata import (
+    IOPS_VOLUME_TYPES,
+    THROUGHPUT_VOLUME_TYPES,
+    restore_source,
+    validate_restore_metadata,
+)
 from snapkeep.domain.retention import RetentionLifecycle, calculated_lifecycle, validate_lifecycle_change
 from snapkeep.domain.selection import selection_from_aws_json, selection_to_aws_json
 from snapkeep.domain.tags import validate_tags
@@ -665,6 +670,8 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
         }
         if detail:
             out["Volumes"] = r["volumes"]
+            if r.get("image_backup"):
+                out["ImageBackup"] = r["image_backup"]
             out["Instance"] = r["instance"]
         return {k: v for k, v in out.items() if v is not None}
 
@@ -777,6 +784,8 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
             meta = validate_restore_metadata(kind, meta)
             if kind == "EBS":
                 check_volume_request(pick_volume(point, meta), meta)
+            restore_source(kind, meta, point_region=point["region"], storage_class=point["storage_class"],
+                           has_image_backup=bool(point["image_backup"]))
             job_id = new_job_id()
             job = self.store.insert_restore_job(
                 conn,
