@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import queue
 import socket
@@ -746,7 +747,8 @@ def _exists(store: BlobStore, name: str) -> bool:
 
 def _workers(workers: int | None) -> int:
     if workers is None:
-        return max(1, min(4, os.cpu_count() or 2))
+        # At least 4: a worker waits on its block's read (direct I/O, an EBS call) as much as it computes.
+        return max(4, min(8, os.cpu_count() or 2))
     if not 1 <= workers <= 64:
         raise InvalidParameterValue(f"workers: must be 1 to 64, got {workers}", field="workers")
     return workers
@@ -946,7 +948,7 @@ class _BackupSession:
         stop = threading.Event()
 
         def work() -> None:
-            buffer = bytearray(BLOCK_SIZE)
+            buffer = aligned_buffer(BLOCK_SIZE)  # page-aligned: a source may read into it with direct I/O
             try:
                 while not stop.is_set():
                     with feed_lock:
@@ -996,10 +998,10 @@ class _BackupSession:
         if error is not None:
             raise error
 
-    def _process(self, src: BlockSource, block: int, buffer: bytearray) -> _BlockResult:
+    def _process(self, src: BlockSource, block: int, buffer: bytearray | mmap.mmap) -> _BlockResult:
         view = memoryview(buffer)
         length, digest = src.read_into(block, view)
-        if is_zero(buffer if length == BLOCK_SIZE else buffer[:length]):
+        if is_zero(view[:length]):  # a view: an mmap buffer never compares equal to bytes
             return _BlockResult(block, None, length, 0, False)
         if digest is None:
             digest = hashlib.sha256(view[:length]).digest()
