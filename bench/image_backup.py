@@ -20,9 +20,9 @@ restic and borg back the successor file up into the same repository, which is th
 compared byte for byte with the source. Each phase is one child process, measured with os.wait4: wall time,
 user + system CPU time, peak RSS, and the growth of the repository directory. The page cache is dropped before
 every phase when /proc/sys/vm/drop_caches is writable (otherwise the report says the caches were warm), then the
-tool's program is loaded once (`--version`/`--help`): a phase starts with cold images and repositories but not
-with a cold executable, as for a resident service. The report shows medians over `--repeat` repetitions and the
-verdicts for the targets. Not part of the test run.
+tool's program is loaded once (`--version`, or Snapkeep's modules imported): a phase starts with cold images and
+repositories but not with a cold executable, as for a resident service. The report shows medians over `--repeat`
+repetitions and the verdicts for the targets. Not part of the test run.
 """
 
 from __future__ import annotations
@@ -571,7 +571,10 @@ class Snapkeep(Tool):
         return f"snapkeep {version('snapkeep')}"
 
     def warm_up(self) -> list[str]:
-        return [self.program, "image", "backup", "--help"]
+        # `--help` runs the lean parser only; load what a backup or restore loads (the engine and its native
+        # libraries), as `restic version` loads restic's one binary.
+        return [sys.executable, "-c", "import snapkeep.cli.images, snapkeep.imagestore.repository, "
+                "snapkeep.imagestore.keys, snapkeep.blobstores.local, snapkeep.imagestore.check"]
 
     def init(self, repo: Path) -> list[str]:
         return [self.program, "repo", "init", "--repo", str(repo)]

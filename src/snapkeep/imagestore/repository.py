@@ -80,7 +80,7 @@ from snapkeep.imagestore.packs import MAX_PACK_SIZE, PackBuffer, PackEntry, read
 from snapkeep.imagestore.sources import BlockSink, BlockSource, block_count
 
 CONFIG_VERSION = 1
-RESTORE_RUN_BLOCKS = 16
+RESTORE_RUN_BLOCKS = 8
 """A restore writes up to this many consecutive blocks (8 MiB) in one call."""
 PACK_BUFFERS = 3
 """Pack buffers per backup: one filling, one queued, one being written; workers wait when all are busy."""
@@ -611,6 +611,9 @@ class Repository:
         present = len(target.block_map)
         tally = _Tally(present, progress)
         buffers = _RestoreBuffers()
+        # One worker per core: each holds a pack's range and a run of blocks (about 12 MiB), and writes are
+        # large and sequential, so more workers would add memory, not speed.
+        workers = workers or max(2, min(4, os.cpu_count() or 2))
         with ThreadPoolExecutor(max_workers=_workers(workers), thread_name_prefix="snapkeep-restore") as pool:
             futures = [pool.submit(self._restore_pack, index.pack_id(number), blobs, target, sink, verify, buffers)
                        for number, blobs in sorted(by_pack.items())]
