@@ -23,10 +23,10 @@ from snapkeep.cli.repos import (
     print_table,
     progress_bar,
 )
-from snapkeep.domain.errors import InvalidParameterValue, MissingParameterValue, ResourceNotFound
+from snapkeep.domain.errors import InvalidParameterValue
 
 if TYPE_CHECKING:
-    from snapkeep.imagestore.manifest import Disk, Manifest
+    from snapkeep.imagestore.manifest import Manifest
 
 
 def _source_path(text: str) -> Path:
@@ -128,19 +128,6 @@ def image_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pick_disk(manifest: Manifest, name: str | None) -> Disk:
-    if name is None:
-        if len(manifest.disks) != 1:
-            raise MissingParameterValue(f"--disk: image backup {manifest.image_id} has {len(manifest.disks)} disks "
-                                        f"({', '.join(d.name for d in manifest.disks)}); name one", field="--disk")
-        return manifest.disks[0]
-    found = manifest.disk(name)
-    if found is None:
-        raise ResourceNotFound(f"--disk: image backup {manifest.image_id} has no disk {name!r} (it has "
-                               f"{', '.join(d.name for d in manifest.disks)})", field="--disk")
-    return found
-
-
 def image_restore(args: argparse.Namespace) -> int:
     from snapkeep.imagestore.sources import RawImageSink
 
@@ -152,7 +139,7 @@ def image_restore(args: argparse.Namespace) -> int:
         raise InvalidParameterValue(f"TARGET: {target.parent} is not a directory", field="TARGET")
     repo = open_repository(args)
     manifest = repo.image(args.image_id)
-    disk = _pick_disk(manifest, args.disk)
+    disk = manifest.pick_disk(args.disk, field="--disk")
     created = not target.exists()
     try:
         with RawImageSink(target, disk.size, overwrite=True) as sink, \

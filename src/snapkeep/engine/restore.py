@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -701,24 +702,23 @@ def _remove_temporaries(ctx: EngineContext, job: Job) -> dict[str, str]:
     images = {str(i["ImageId"]) for i in ec2api.images_tagged(client, ec2api.TAG_RESTORE_JOB, job_id)}
     if data.get("temporary_image_id"):
         images.add(str(data["temporary_image_id"]))
-    for image_id in sorted(images):
-        try:
-            ec2api.deregister_image(client, image_id)
-        except TransientAwsError:
-            raise
-        except SnapkeepError as exc:
-            left[image_id] = exc.message
+    _remove_each(sorted(images), lambda image_id: ec2api.deregister_image(client, image_id), left)
     snapshots = {str(s["SnapshotId"]) for s in ec2api.snapshots_tagged(client, ec2api.TAG_RESTORE_JOB, job_id)}
     snapshots.update(str(v) for v in (data.get("restored_snapshots") or {}).values())
     snapshots.update(str(w["SnapshotId"]) for w in (data.get("writing") or {}).values() if w.get("SnapshotId"))
-    for snapshot_id in sorted(snapshots):
+    _remove_each(sorted(snapshots), lambda snapshot_id: ec2api.delete_snapshot(client, snapshot_id), left)
+    return left
+
+
+def _remove_each(ids: list[str], remove: Callable[[str], None], left: dict[str, str]) -> None:
+    """Remove each; what could not be is noted in `left` with why (a transient failure retries the whole step)."""
+    for resource_id in ids:
         try:
-            ec2api.delete_snapshot(client, snapshot_id)
+            remove(resource_id)
         except TransientAwsError:
             raise
         except SnapkeepError as exc:
-            left[snapshot_id] = exc.message
-    return left
+            left[resource_id] = exc.message
 
 
 # -- failure and cleanup --------------------------------------------------------------------------------------

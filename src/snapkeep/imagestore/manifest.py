@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from snapkeep.domain.clock import iso_z, parse_iso
-from snapkeep.domain.errors import InvalidParameterValue
+from snapkeep.domain.errors import InvalidParameterValue, MissingParameterValue, ResourceNotFound
 from snapkeep.imagestore.chunks import CHUNK_ID_SIZE
 from snapkeep.imagestore.errors import DamagedObject, UnsupportedFormat
 from snapkeep.imagestore.format import BLOCK_SIZE
@@ -162,6 +162,20 @@ class Manifest:
 
     def disk(self, name: str) -> Disk | None:
         return next((d for d in self.disks if d.name == name), None)
+
+    def pick_disk(self, name: str | None, field: str = "disk") -> Disk:
+        """The disk named, or the only one; a clear error naming the disks otherwise."""
+        names = ", ".join(d.name for d in self.disks)
+        if name is None:
+            if len(self.disks) != 1:
+                raise MissingParameterValue(f"{field}: image backup {self.image_id} has {len(self.disks)} disks "
+                                            f"({names}); name one", field=field)
+            return self.disks[0]
+        found = self.disk(name)
+        if found is None:
+            raise ResourceNotFound(f"{field}: image backup {self.image_id} has no disk {name!r} (it has {names})",
+                                   field=field)
+        return found
 
     @property
     def size(self) -> int:

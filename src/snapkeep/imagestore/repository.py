@@ -588,7 +588,7 @@ class Repository:
     def _restore(self, image_id: str, sink: BlockSink, disk: str | None, workers: int | None,
                  progress: ProgressCallback | None, verify: bool) -> RestoreResult:
         manifest = self.image(image_id)
-        target = self._pick_disk(manifest, disk)
+        target = manifest.pick_disk(disk)
         if sink.size < target.size:
             raise InvalidParameterValue(f"target: holds {sink.size} bytes, disk {target.name} needs {target.size}",
                                         field="target")
@@ -630,20 +630,6 @@ class Repository:
                 for future in futures:
                     future.cancel()
         return RestoreResult(present, zero_blocks, written)
-
-    @staticmethod
-    def _pick_disk(manifest: Manifest, disk: str | None) -> Disk:
-        if disk is None:
-            if len(manifest.disks) != 1:
-                raise MissingParameterValue(f"disk: image backup {manifest.image_id} has {len(manifest.disks)} "
-                                            f"disks ({', '.join(d.name for d in manifest.disks)}); name one",
-                                            field="disk")
-            return manifest.disks[0]
-        found = manifest.disk(disk)
-        if found is None:
-            raise ResourceNotFound(f"disk: image backup {manifest.image_id} has no disk {disk!r} (it has "
-                                   f"{', '.join(d.name for d in manifest.disks)})", field="disk")
-        return found
 
     def _restore_pack(self, pack_id: bytes, blobs: dict[int, tuple[int, int, bytes, list[int]]], target: Disk,
                       sink: BlockSink, verify: bool, buffers: _RestoreBuffers) -> tuple[int, int]:
