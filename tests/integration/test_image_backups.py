@@ -15,7 +15,7 @@ import pytest
 from snapkeep.app import Snapkeep
 from snapkeep.aws import ec2 as ec2api
 from snapkeep.domain.arn import Arn
-from snapkeep.domain.errors import InvalidParameterValue, ResourceNotFound
+from snapkeep.domain.errors import InvalidParameterValue, InvalidRequest, ResourceNotFound
 from snapkeep.engine import retention
 from snapkeep.engine.repositories import open_repository, set_vault_repository
 from snapkeep.imagestore.errors import ImageNotFound, WrongPassphrase
@@ -231,3 +231,20 @@ def test_s3_repository_wrapped_by_kms_retains_packs_past_the_point_delete_at(sk:
         assert head["ObjectLockRetainUntilDate"] >= point["delete_at"]
     repo = open_repository(sk.context, {"Url": record["RepositoryUrl"], "KmsKeyArn": kms_key})
     assert repo.image(record["ImageId"]).tags["BackupJobId"] == point["backup_job_id"]
+
+    # Lengthening the point's retention retains its image backup (manifest and packs) as long; shortening it, or
+    # keeping it forever (an Object Lock needs a date), is refused and changes nothing.
+    arn = point["recovery_point_arn"]
+    longer = sk.service.update_recovery_point_lifecycle(
+        "main", arn, {"MoveToColdStorageAfterDays": 1, "DeleteAfterDays": 400})
+    drain(sk)
+    until = longer["CalculatedLifecycle"]["DeleteAt"]
+    manifest_key = f"fleet/images/{record['ImageId']}"
+    objects = [o["Key"] for o in s3.list_objects_v2(Bucket="vault-images", Prefix="fleet/")["Contents"]]
+    assert manifest_key in objects
+    for key in [*(o["Key"] for o in packs), manifest_key]:
+        assert s3.head_object(Bucket="vault-images", Key=key)["ObjectLockRetainUntilDate"] >= until, key
+    for lifecycle in ({"MoveToColdStorageAfterDays": 1, "DeleteAfterDays": 100}, {"MoveToColdStorageAfterDays": 1}):
+        with pytest.raises(InvalidRequest, match="image backup"):
+            sk.service.update_recovery_point_lifecycle("main", arn, lifecycle)
+    assert sk.service.describe_recovery_point("main", arn)["CalculatedLifecycle"]["DeleteAt"] == until

@@ -168,3 +168,24 @@ def move_to_cold(ctx: EngineContext, arn: str) -> Outcome:
             return Done()
         return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10 * attempts)))
     return Done()
+
+
+def extend_image_retention(ctx: EngineContext, arn: str) -> Outcome:
+    """The point's DeleteAt was pushed out: retain its image backup's manifest and packs that long too (a repository
+    with S3 Object Lock; without one there is nothing to do). Retried on failure: immutability must not lapse."""
+    with ctx.store.transaction() as conn:
+        point = ctx.store.get_recovery_point_any(conn, arn)
+    if point is None or not point["image_backup"] or point["delete_at"] is None \
+            or point["status"] not in governance.LIVE_POINT_STATUSES:
+        return Done()
+    backup = point["image_backup"]
+    try:
+        repo = open_repository(ctx, {"Url": backup["RepositoryUrl"], "KmsKeyArn": backup.get("KmsKeyArn")})
+        extended = repo.extend_retention(str(backup["ImageId"]), point["delete_at"])
+    except RepositoryLocked:
+        return RetryAt(ctx.clock() + GC_RETRY)
+    except SnapkeepError as exc:
+        log.warning("extending the retention of %s's image backup failed (%s); retrying", arn, exc.message)
+        return RetryAt(ctx.clock() + GC_RETRY)
+    log.info("image backup of %s retained until %s (%d packs extended)", arn, point["delete_at"], extended)
+    return Done()

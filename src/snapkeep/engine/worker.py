@@ -25,7 +25,13 @@ from snapkeep.engine.context import (
 )
 from snapkeep.engine.notify import deliver_vault_event
 from snapkeep.engine.restore import run_restore_job
-from snapkeep.engine.retention import expire_recovery_point, move_to_cold, repository_gc, sweep
+from snapkeep.engine.retention import (
+    expire_recovery_point,
+    extend_image_retention,
+    move_to_cold,
+    repository_gc,
+    sweep,
+)
 from snapkeep.engine.runs import run_scheduled_rule
 
 log = logging.getLogger("snapkeep.worker")
@@ -38,6 +44,7 @@ HANDLERS: dict[str, Callable[[EngineContext, str], Outcome]] = {
     "expire": expire_recovery_point,
     "cold": move_to_cold,
     "repository_gc": repository_gc,
+    "image_retention": extend_image_retention,
     "notify": deliver_vault_event,
 }
 

@@ -432,6 +432,22 @@ class Repository:
         with self.locks.acquire(exclusive=False):
             self.store.delete(image_name(manifest.image_id))
 
+    def extend_retention(self, image_id: str, until: datetime) -> int:
+        """Retain an image backup's manifest and every pack it uses until at least `until` (S3 Object Lock), for a
+        backup whose retention was lengthened after it was written; never shortens. Returns the packs extended.
+        A repository without Object Lock has nothing to extend."""
+        manifest = self.image(image_id)
+        retention = self._retention(until)
+        if retention is None:
+            return 0
+        with self.locks.acquire(exclusive=False) as held:
+            session = _BackupSession(self, self.index(reload=True), 1, retention)
+            session.extend_retention(manifest.disks, None)
+            held.check()
+            session.write_index()
+            self.store.extend_retention(image_name(manifest.image_id), retention.until)
+            return len(session.extended)
+
     # --- backup ----------------------------------------------------------------------------------------------
 
     def backup(

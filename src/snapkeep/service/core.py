@@ -18,6 +18,7 @@ from snapkeep.catalog import governance as gov
 from snapkeep.catalog import reports
 from snapkeep.catalog.store import Row
 from snapkeep.domain import arn as arns
+from snapkeep.domain.clock import iso_z
 from snapkeep.domain.errors import (
     AlreadyExists,
     Conflict,
@@ -634,14 +635,19 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
             )
             move_at, delete_at = calculated_lifecycle(row["creation_date"], new)
             self._check_point_lifecycle(conn, row, new.delete_after_days, delete_at)
-            if row["resource_type"] in ("EC2", "EBS"):
-                # No cold storage for EC2 in AWS Backup, and no EBS archive step in Snapkeep (see
-                # engine.retention): the setting is kept, never acted on.
+            if row["image_backup"]:
+                _check_image_backup_lifecycle(row, delete_at)
+            elif row["resource_type"] in ("EC2", "EBS"):
+                # Without an image backup there is no cold tier: no cold storage for EC2 in AWS Backup, and no EBS
+                # archive step in Snapkeep (see engine.retention): the setting is kept, never acted on.
                 move_at = None
             stored = lifecycle_to_aws_json(new)
             self.store.update_recovery_point(
                 conn, arn, {"lifecycle": stored, "move_to_cold_at": move_at, "delete_at": delete_at}
             )
+            if row["image_backup"] and delete_at is not None and delete_at != row["delete_at"]:
+                # The image backup's manifest and packs must be retained as long (S3 Object Lock).
+                TaskQueue.enqueue(conn, "image_retention", arn, self.clock())
         return {
             "BackupVaultArn": arns.vault_arn(self.region, self.account_id, vault),
             "RecoveryPointArn": arn,
@@ -867,3 +873,15 @@ class BackupService(GovernanceOperations, NotificationOperations, ReportOperatio
             if r[column] is not None:
                 out[key] = r[column]
         return out
+
+
+def _check_image_backup_lifecycle(row: Row, delete_at: datetime | None) -> None:
+    """An image backup is immutable until the DeleteAt it was written with: a point's retention may be lengthened,
+    never shortened below it; and an S3 Object Lock needs a date, so "keep forever" is refused too."""
+    if delete_at is None:
+        raise InvalidRequest("Lifecycle.DeleteAfterDays: the recovery point has an image backup, whose repository "
+                             "retains it until a date; give a DeleteAfterDays", field="Lifecycle.DeleteAfterDays")
+    if row["delete_at"] is not None and delete_at < row["delete_at"]:
+        raise InvalidRequest(f"Lifecycle.DeleteAfterDays: the recovery point's image backup is retained until "
+                             f"{iso_z(row['delete_at'])}; its retention can be lengthened, not shortened",
+                             field="Lifecycle.DeleteAfterDays")
