@@ -11,6 +11,8 @@ from pathlib import Path
 from snapkeep.domain.errors import InvalidParameterValue
 
 LAB_FILE = "lab.json"
+REPO_PASSWORD_ENV = "SNAPKEEP_REPO_PASSWORD"
+"""The passphrase of image repositories not wrapped by KMS, for the service's workers and the CLI alike."""
 # A worker renews its lease every third of it; a lease shorter than this would expire on any slow write.
 MIN_LEASE_SECONDS = 5.0
 
@@ -54,7 +56,7 @@ class Settings:
             lease_seconds=_seconds(env, "SNAPKEEP_LEASE_SECONDS", 60.0, minimum=MIN_LEASE_SECONDS),
             poll_seconds=_seconds(env, "SNAPKEEP_POLL_SECONDS", 2.0, minimum=None),
             worker_threads=_count(env, "SNAPKEEP_WORKER_THREADS", 2, minimum=1),
-            repository_password=env.get("SNAPKEEP_REPO_PASSWORD") or None,
+            repository_password=env.get(REPO_PASSWORD_ENV) or None,
         )
 
     def with_lab(self, endpoint: str) -> Settings:

@@ -46,14 +46,21 @@ def parse_repository_url(url: str, field: str = "repository") -> RepositoryUrl:
     return RepositoryUrl(text, path=path.absolute())
 
 
-def open_blob_store(location: RepositoryUrl, s3_client: Callable[[], Any], *, storage_class: str = "STANDARD"
-                    ) -> BlobStore:
-    """The store behind a URL; `s3_client()` is only called for an S3 URL, so a local repository needs no AWS."""
+def check_storage_class(location: RepositoryUrl, storage_class: str | None, field: str) -> None:
+    if storage_class is not None and not location.is_s3:
+        raise InvalidParameterValue(f"{field}: only an s3:// repository has a storage class", field=field)
+
+
+def open_blob_store(location: RepositoryUrl, s3_client: Callable[[], Any], *, storage_class: str | None = None,
+                    field: str = "storage_class") -> BlobStore:
+    """The store behind a URL; `s3_client()` is only called for an S3 URL, so a local repository needs no AWS.
+    `storage_class` (S3 only; STANDARD when None) is that of the packs written."""
+    check_storage_class(location, storage_class, field)
     if location.is_s3:
         from snapkeep.blobstores.s3 import S3BlobStore
 
         assert location.bucket is not None
-        return S3BlobStore(s3_client(), location.bucket, location.prefix, storage_class=storage_class)
+        return S3BlobStore(s3_client(), location.bucket, location.prefix, storage_class=storage_class or "STANDARD")
     from snapkeep.blobstores.local import LocalBlobStore
 
     assert location.path is not None

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from snapkeep.config import REPO_PASSWORD_ENV
 from snapkeep.domain.errors import (
     InvalidParameterValue,
     MissingParameterValue,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from snapkeep.imagestore.repository import Progress, Repository
 
 REPO_ENV = "SNAPKEEP_REPO"
-PASSWORD_ENV = "SNAPKEEP_REPO_PASSWORD"
 GROUPS = {
     "repo": "Image repositories: init, check, gc, stats, unlock (`snapkeep repo --help`).",
     "image": "Image backups of disk images and block devices: backup, list, restore, forget "
@@ -189,20 +189,17 @@ def open_store(url: str, *, storage_class: str | None = None) -> BlobStore:
     """A blob store from a repository URL: a local path (or file://) or s3://bucket/prefix."""
     from snapkeep.blobstores.urls import open_blob_store, parse_repository_url
 
-    location = parse_repository_url(url, field="--repo")
-    if storage_class is not None and not location.is_s3:
-        raise InvalidParameterValue("--storage-class: only an S3 repository has storage classes",
-                                    field="--storage-class")
-    return open_blob_store(location, _s3_client, storage_class=storage_class or "STANDARD")
+    return open_blob_store(parse_repository_url(url, field="--repo"), _s3_client, storage_class=storage_class,
+                           field="--storage-class")
 
 
 def _kms_client(key_id: str) -> Any:
     import boto3
 
+    from snapkeep.imagestore.keys import kms_key_region
+
     # An ARN names its region; an id or alias goes to the region of the AWS configuration.
-    parts = key_id.split(":")
-    region = parts[3] if key_id.startswith("arn:") and len(parts) > 3 and parts[3] else None
-    return boto3.session.Session().client("kms", region_name=region)
+    return boto3.session.Session().client("kms", region_name=kms_key_region(key_id))
 
 
 def _kms_key(key_id: str) -> KeyWrapping:
@@ -225,12 +222,12 @@ def _kms_errors(key_id: str | None) -> Iterator[None]:
 
 def ask_passphrase(*, confirm: bool) -> str:
     """SNAPKEEP_REPO_PASSWORD, else a prompt on the terminal (twice when creating a repository)."""
-    passphrase = os.environ.get(PASSWORD_ENV, "")
+    passphrase = os.environ.get(REPO_PASSWORD_ENV, "")
     if passphrase:
         return passphrase
     if not sys.stdin.isatty():
-        raise MissingParameterValue(f"passphrase: set {PASSWORD_ENV}, or run on a terminal to be asked for it",
-                                    field=PASSWORD_ENV)
+        raise MissingParameterValue(f"passphrase: set {REPO_PASSWORD_ENV}, or run on a terminal to be asked for it",
+                                    field=REPO_PASSWORD_ENV)
     import getpass
 
     passphrase = getpass.getpass("Repository passphrase: ")
@@ -246,7 +243,7 @@ def _opening_key(store: BlobStore) -> KeyWrapping:
     from snapkeep.imagestore.format import KEYS_PREFIX
     from snapkeep.imagestore.keys import PassphraseKey, read_key_file
 
-    if not os.environ.get(PASSWORD_ENV):
+    if not os.environ.get(REPO_PASSWORD_ENV):
         for info in store.list(KEYS_PREFIX):
             try:
                 key_file = read_key_file(store.get(info.name), info.name)
@@ -283,7 +280,7 @@ def repo_init(args: argparse.Namespace) -> int:
     if args.kms_key_id:
         key = _kms_key(args.kms_key_id)
         kinds.append("kms")
-        passphrase = os.environ.get(PASSWORD_ENV, "")  # a passphrase as well, when one is set
+        passphrase = os.environ.get(REPO_PASSWORD_ENV, "")  # a passphrase as well, when one is set
     else:
         passphrase = ask_passphrase(confirm=True)
         key = PassphraseKey(passphrase)
@@ -406,8 +403,8 @@ def add_repo_commands(groups: argparse._SubParsersAction[Parser]) -> None:
 
     init = commands.add_parser("init", help="Create an encrypted repository at --repo",
                                description="Create an encrypted repository. The passphrase comes from "
-                                           f"{PASSWORD_ENV} or is asked twice; with --kms-key-id the master key is "
-                                           f"wrapped with KMS (and with {PASSWORD_ENV} too when it is set).")
+                                           f"{REPO_PASSWORD_ENV} or is asked twice; with --kms-key-id the master key "
+                                           f"is wrapped with KMS (and with {REPO_PASSWORD_ENV} too when it is set).")
     add_common(init)
     init.add_argument("--kms-key-id", metavar="KEY", help="A KMS key (id, ARN or alias) to wrap the master key with")
     init.add_argument("--object-lock-mode", choices=("GOVERNANCE", "COMPLIANCE"), type=str.upper,

@@ -15,7 +15,6 @@ lost connections) are retried; the job's start and completion windows bound how 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -31,10 +30,19 @@ from snapkeep.domain.jobs import BackupJobState, JobWindows, window_verdict
 from snapkeep.domain.plans import lifecycle_from_aws_json
 from snapkeep.domain.retention import calculated_lifecycle
 from snapkeep.domain.vaults import check_retention_against_lock
-from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob, advance_with_reload
+from snapkeep.engine.context import (
+    Done,
+    EngineContext,
+    LeaseLost,
+    Outcome,
+    RetryAt,
+    StaleJob,
+    advance_with_reload,
+    progress_saver,
+)
 from snapkeep.engine.repositories import open_repository
 from snapkeep.imagestore.manifest import Manifest
-from snapkeep.imagestore.repository import Progress, Repository
+from snapkeep.imagestore.repository import Repository
 
 GIB = 1024**3
 MAX_CLEANUP_ATTEMPTS = 5
@@ -336,14 +344,9 @@ def _write_image_backup(ctx: EngineContext, job: Job, repo: Repository, config: 
                               previous_snapshot_id=previous.get(v["VolumeId"])) for v in volumes]
     lifecycle = lifecycle_from_aws_json(job["lifecycle"]) if job["lifecycle"] else None
     _, delete_at = calculated_lifecycle(job["started_at"] or ctx.clock(), lifecycle) if lifecycle else (None, None)
-    last_saved = [time.monotonic()]
-
-    def progress(p: Progress) -> None:
-        # At most every 2 s; a stop request makes this save fail (StaleJob), which ends the backup at once.
-        if time.monotonic() - last_saved[0] >= 2.0 and p.blocks_total:
-            last_saved[0] = time.monotonic()
-            _save(ctx, job, percent_done=round(90.0 + 9.0 * p.blocks_done / p.blocks_total, 1))
-            ctx.check_lease()
+    def save_percent(percent: float) -> None:
+        _save(ctx, job, percent_done=percent)
+        ctx.check_lease()
 
     if not job["step_data"].get("image_backup_started"):
         _save(ctx, job, step_data=dict(job["step_data"], image_backup_started=True))
@@ -358,7 +361,7 @@ def _write_image_backup(ctx: EngineContext, job: Job, repo: Repository, config: 
             changed_blocks={s.name: s.changed_blocks() for s in sources if s.previous_snapshot_id} or None,
             delete_after=delete_at,
             tags={"BackupJobId": job["job_id"], "BackupVaultName": job["backup_vault_name"]},
-            progress=progress,
+            progress=progress_saver(save_percent, 90.0, 99.0),
             lock_wait=timedelta(minutes=5),
         )
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -105,3 +106,21 @@ class EngineContext:
 
     def poll_later(self) -> RetryAt:
         return RetryAt(self.clock() + timedelta(seconds=self.settings.poll_seconds))
+
+
+PROGRESS_SAVE_SECONDS = 2.0
+
+
+def progress_saver(save_percent: Callable[[float], None], low: float, high: float, *, start: float = 0.0,
+                   span: float = 1.0) -> Callable[[Any], None]:
+    """A repository progress callback (imagestore Progress) that records a job's percent_done, from `low` at the
+    start of this share (`start`, `span` of the whole work) to `high`, at most every PROGRESS_SAVE_SECONDS. The
+    save is fenced by the job's version, so a stop request ends the work at the next one."""
+    last = [time.monotonic()]
+
+    def progress(p: Any) -> None:
+        if time.monotonic() - last[0] >= PROGRESS_SAVE_SECONDS and p.blocks_total:
+            last[0] = time.monotonic()
+            save_percent(round(low + (high - low) * (start + span * p.blocks_done / p.blocks_total), 1))
+
+    return progress

@@ -14,14 +14,13 @@ from typing import Any
 
 from snapkeep.blobstores.base import RETENTION_MODES, RetentionMode
 from snapkeep.blobstores.s3 import STORAGE_CLASSES
-from snapkeep.blobstores.urls import RepositoryUrl, open_blob_store, parse_repository_url
+from snapkeep.blobstores.urls import RepositoryUrl, check_storage_class, open_blob_store, parse_repository_url
+from snapkeep.config import REPO_PASSWORD_ENV
 from snapkeep.domain.errors import InvalidParameterValue, InvalidRequest
 from snapkeep.engine.context import EngineContext
 from snapkeep.imagestore.errors import RepositoryNotFound
-from snapkeep.imagestore.keys import KeyWrapping, KmsKey, PassphraseKey
+from snapkeep.imagestore.keys import KeyWrapping, KmsKey, PassphraseKey, kms_key_region
 from snapkeep.imagestore.repository import Repository
-
-PASSWORD_ENV = "SNAPKEEP_REPO_PASSWORD"
 
 
 def repository_config(url: str, kms_key_arn: str | None, storage_class: str | None = None) -> dict[str, Any]:
@@ -32,14 +31,17 @@ def repository_config(url: str, kms_key_arn: str | None, storage_class: str | No
         raise InvalidParameterValue("ImageRepository.KmsKeyArn: must name a KMS key (id, ARN or alias)",
                                     field="ImageRepository.KmsKeyArn")
     if storage_class is not None:
-        if not location.is_s3:
-            raise InvalidParameterValue("ImageRepository.StorageClass: only an s3:// repository has a storage class",
-                                        field="ImageRepository.StorageClass")
+        check_storage_class(location, storage_class, "ImageRepository.StorageClass")
         if storage_class not in STORAGE_CLASSES:
             raise InvalidParameterValue(f"ImageRepository.StorageClass: must be one of {', '.join(STORAGE_CLASSES)}"
                                         f"; got {storage_class!r}", field="ImageRepository.StorageClass")
     return {"Url": location.url if location.is_s3 else str(location.path), "KmsKeyArn": kms_key_arn or None,
             "StorageClass": storage_class}
+
+
+def image_backup_repository(image_backup: dict[str, Any]) -> dict[str, Any]:
+    """The repository (as a vault names one) that a recovery point's image backup is in."""
+    return {"Url": image_backup["RepositoryUrl"], "KmsKeyArn": image_backup.get("KmsKeyArn")}
 
 
 def repository_ref(config: dict[str, Any]) -> str:
@@ -51,17 +53,16 @@ def repository_ref(config: dict[str, Any]) -> str:
 def _key(ctx: EngineContext, config: dict[str, Any]) -> KeyWrapping:
     if config.get("KmsKeyArn"):
         arn = str(config["KmsKeyArn"])
-        region = arn.split(":")[3] if arn.startswith("arn:") else ctx.settings.region
-        return KmsKey(ctx.sessions.client("kms", region), arn)
+        return KmsKey(ctx.sessions.client("kms", kms_key_region(arn) or ctx.settings.region), arn)
     if not ctx.settings.repository_password:
         raise InvalidRequest(f"the image repository {config['Url']} is protected by a passphrase, and "
-                             f"{PASSWORD_ENV} is not set for Snapkeep (or give the vault's repository a KMS key)")
+                             f"{REPO_PASSWORD_ENV} is not set for Snapkeep (or give the vault's repository a KMS key)")
     return PassphraseKey(ctx.settings.repository_password)
 
 
 def _store(ctx: EngineContext, location: RepositoryUrl, config: dict[str, Any]) -> Any:
     return open_blob_store(location, lambda: ctx.sessions.client("s3", ctx.settings.region),
-                           storage_class=str(config.get("StorageClass") or "STANDARD"))
+                           storage_class=config.get("StorageClass"))
 
 
 def open_repository(ctx: EngineContext, config: dict[str, Any]) -> Repository:

@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,9 +50,17 @@ from snapkeep.domain.restore_metadata import (
     restore_region,
     restore_source,
 )
-from snapkeep.engine.context import Done, EngineContext, LeaseLost, Outcome, RetryAt, StaleJob, advance_with_reload
-from snapkeep.engine.repositories import open_repository
-from snapkeep.imagestore.repository import Progress
+from snapkeep.engine.context import (
+    Done,
+    EngineContext,
+    LeaseLost,
+    Outcome,
+    RetryAt,
+    StaleJob,
+    advance_with_reload,
+    progress_saver,
+)
+from snapkeep.engine.repositories import image_backup_repository, open_repository
 
 log = logging.getLogger("snapkeep.restore")
 
@@ -69,7 +76,6 @@ RESTORABLE_POINT_STATUSES = ("COMPLETED", "AVAILABLE")
 FAILED_INSTANCE_STATES = ("stopping", "stopped", "shutting-down", "terminated")
 WRITE_PERCENT = (10.0, 60.0)
 """percent_done while the image backup's disks are written into snapshots."""
-PROGRESS_SAVE_SECONDS = 2.0
 REGION_BOUND_CONFIG = ("SubnetId", "SecurityGroupIds", "VpcId", "KeyName")
 """Backed-up instance settings that name resources of the point's region: not reused in another region."""
 
@@ -573,9 +579,8 @@ def _write_disks(ctx: EngineContext, job: Job, point: dict[str, Any],
           step_data=dict(data, write_started=True, restored_snapshots=done, writing=writing))
     if not todo:
         return {v["VolumeId"]: done[v["VolumeId"]] for v in volumes}
-    config = {"Url": backup["RepositoryUrl"], "KmsKeyArn": backup.get("KmsKeyArn")}
     try:
-        repo = open_repository(ctx, config)
+        repo = open_repository(ctx, image_backup_repository(backup))
     except TransientAwsError:
         raise
     except SnapkeepError as exc:
@@ -622,15 +627,11 @@ def _write_disk(ctx: EngineContext, job: Job, point: dict[str, Any], repo: Any, 
     try:
         record = {"SnapshotId": sink.snapshot_id, "Generation": generation}
         _save(ctx, job, step_data=dict(job["step_data"], writing=dict(writing, **{volume_id: record})))
-        last = [time.monotonic()]
-        low, high = WRITE_PERCENT
+        def save_percent(percent: float) -> None:
+            _save(ctx, job, percent_done=percent)
+            ctx.check_lease()
 
-        def progress(p: Progress) -> None:
-            if time.monotonic() - last[0] >= PROGRESS_SAVE_SECONDS and p.blocks_total:
-                last[0] = time.monotonic()
-                fraction = share[0] + share[1] * p.blocks_done / p.blocks_total
-                _save(ctx, job, percent_done=round(low + (high - low) * fraction, 1))
-                ctx.check_lease()
+        progress = progress_saver(save_percent, *WRITE_PERCENT, start=share[0], span=share[1])
 
         try:
             repo.restore(str(backup["ImageId"]), sink, disk=volume_id, progress=progress,

@@ -32,7 +32,7 @@ from snapkeep.domain.errors import SnapkeepError
 from snapkeep.domain.retention import RecoveryPointAge, RetentionLifecycle, plan_retention
 from snapkeep.engine.context import Done, EngineContext, Outcome, RetryAt
 from snapkeep.engine.queue import TaskQueue
-from snapkeep.engine.repositories import open_repository, repository_ref
+from snapkeep.engine.repositories import image_backup_repository, open_repository, repository_ref
 from snapkeep.imagestore.errors import ImageNotFound, RepositoryLocked
 from snapkeep.imagestore.gc import run_gc
 
@@ -101,10 +101,15 @@ def expire_recovery_point(ctx: EngineContext, arn: str) -> Outcome:
                 )
             return Done()
         log.warning("expiring %s failed (%s); retrying", arn, exc.message)
-        return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10 * attempts)))
+        return _retry(ctx, attempts)
     with ctx.store.transaction() as conn:
         ctx.store.update_recovery_point(conn, arn, {"status": "DELETED"})
     return Done()
+
+
+def _retry(ctx: EngineContext, attempts: int) -> RetryAt:
+    """The next try of a failed task: ten polls later, more with every attempt."""
+    return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10 * attempts)))
 
 
 def _delete_snapshots(ctx: EngineContext, point: dict[str, Any]) -> None:
@@ -118,7 +123,7 @@ def _delete_snapshots(ctx: EngineContext, point: dict[str, Any]) -> None:
 
 def _forget_image_backup(ctx: EngineContext, image_backup: dict[str, Any]) -> None:
     """Forget the point's image backup, then have the repository's gc free the packs nothing uses any more."""
-    config = {"Url": image_backup["RepositoryUrl"], "KmsKeyArn": image_backup.get("KmsKeyArn")}
+    config = image_backup_repository(image_backup)
     repo = open_repository(ctx, config)
     with contextlib.suppress(ImageNotFound):  # forgotten by an earlier attempt
         repo.forget(str(image_backup["ImageId"]))
@@ -157,7 +162,7 @@ def move_to_cold(ctx: EngineContext, arn: str) -> Outcome:
         return Done()
     with ctx.store.transaction() as conn:
         if ctx.store.live_restores_of(conn, arn):  # a restore reads the snapshots: move when it is done
-            return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10)))
+            return _retry(ctx, 1)
         ctx.store.update_recovery_point(conn, arn, {"storage_class": "COLD"})
     try:
         _delete_snapshots(ctx, point)
@@ -166,7 +171,7 @@ def move_to_cold(ctx: EngineContext, arn: str) -> Outcome:
         if attempts >= MAX_EXPIRE_ATTEMPTS:
             log.warning("moving %s to cold storage: its snapshots could not be deleted: %s", arn, exc.message)
             return Done()
-        return RetryAt(ctx.clock() + timedelta(seconds=max(1.0, ctx.settings.poll_seconds * 10 * attempts)))
+        return _retry(ctx, attempts)
     return Done()
 
 
@@ -180,11 +185,9 @@ def extend_image_retention(ctx: EngineContext, arn: str) -> Outcome:
         return Done()
     backup = point["image_backup"]
     try:
-        repo = open_repository(ctx, {"Url": backup["RepositoryUrl"], "KmsKeyArn": backup.get("KmsKeyArn")})
+        repo = open_repository(ctx, image_backup_repository(backup))
         extended = repo.extend_retention(str(backup["ImageId"]), point["delete_at"])
-    except RepositoryLocked:
-        return RetryAt(ctx.clock() + GC_RETRY)
-    except SnapkeepError as exc:
+    except SnapkeepError as exc:  # a gc holding the repository, an unreachable store, a missing passphrase
         log.warning("extending the retention of %s's image backup failed (%s); retrying", arn, exc.message)
         return RetryAt(ctx.clock() + GC_RETRY)
     log.info("image backup of %s retained until %s (%d packs extended)", arn, point["delete_at"], extended)

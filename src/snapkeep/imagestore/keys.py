@@ -214,6 +214,12 @@ class KmsClient(Protocol):
     def decrypt(self, *, CiphertextBlob: bytes, EncryptionContext: dict[str, str], KeyId: str) -> dict[str, Any]: ...
 
 
+def kms_key_region(key_id: str) -> str | None:
+    """The region a KMS key ARN names; None for a key id or alias (the client's own region then)."""
+    parts = key_id.split(":")
+    return parts[3] if key_id.startswith("arn:") and len(parts) > 3 and parts[3] else None
+
+
 class KmsKey:
     """Envelope encryption: KMS encrypts the master secret, bound to the repository by the encryption context."""
 
