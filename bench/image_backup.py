@@ -561,6 +561,12 @@ class Snapkeep(Tool):
         check = subprocess.run([found, "image", "backup", "--help"], capture_output=True, text=True)
         if check.returncode != 0:
             raise BenchError("this Snapkeep has no `snapkeep image backup` command yet")
+        # Installed from a wheel, Snapkeep's modules are compiled at install time; an editable install under
+        # PYTHONDONTWRITEBYTECODE would compile them in every phase instead. Compile them as an install would.
+        import snapkeep
+
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(snapkeep.__file__).parent)], check=True,
+                       capture_output=True)
 
     def environment(self, home: Path) -> dict[str, str]:
         return dict(os.environ, SNAPKEEP_REPO_PASSWORD=PASSPHRASE, SNAPKEEP_HOME=str(home))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 
 from blake3 import blake3
@@ -43,3 +44,9 @@ def test_is_zero() -> None:
     assert is_zero(bytes(1000))
     assert not is_zero(bytes(999) + b"\x01")
     assert is_zero(b"")
+    # Views (of an mmap, as the backup's page-aligned buffers are) and data longer than a block.
+    buffer = mmap.mmap(-1, BLOCK_SIZE)
+    assert is_zero(memoryview(buffer)) and is_zero(memoryview(buffer)[:4096])
+    buffer[BLOCK_SIZE - 1] = 1
+    assert not is_zero(memoryview(buffer)) and is_zero(memoryview(buffer)[:-1])
+    assert is_zero(bytes(BLOCK_SIZE + 1)) and not is_zero(bytes(BLOCK_SIZE) + b"\x02")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from snapkeep.blobstores.local import LocalBlobStore
 from snapkeep.domain.errors import InvalidParameterValue
 from snapkeep.imagestore.errors import DamagedObject, WrongPassphrase
 from snapkeep.imagestore.keys import (
@@ -17,8 +18,10 @@ from snapkeep.imagestore.keys import (
     KmsKey,
     MasterKey,
     PassphraseKey,
+    Unlocking,
     argon2_available,
     read_key_file,
+    unlock,
     unwrap_master,
     write_key_file,
 )
@@ -146,3 +149,18 @@ def test_a_passphrase_does_not_try_a_kms_key_file() -> None:
     record, body = write_key_file(master, KmsKey(FakeKms(), "k"), now=NOW)
     with pytest.raises(WrongPassphrase, match="is a kms key"):
         unwrap_master(read_key_file(body, f"keys/{record.key_id}"), PassphraseKey("pw"))
+
+
+def test_unlock_tries_key_files_in_name_order_and_unlocking_runs_it_in_the_background(tmp_path: Any) -> None:
+    store = LocalBlobStore(tmp_path)
+    master = MasterKey.generate()
+    for passphrase, key_id in (("first", "a" * 32), ("second", "b" * 32)):
+        _, body = write_key_file(master, PassphraseKey(passphrase, FAST["argon2id"]), now=NOW, key_id=key_id)
+        store.put(f"keys/{key_id}", body)
+    assert unlock(store, PassphraseKey("second")).secret == master.secret
+    unlocking = Unlocking(store, PassphraseKey("first"))
+    opened = unlocking.master()
+    assert (opened.secret, opened.repository_id) == (master.secret, master.repository_id)
+    with pytest.raises(WrongPassphrase, match="no passphrase key file opens") as refused:
+        Unlocking(store, PassphraseKey("third")).master()  # raised in the caller's thread, naming each refusal
+    assert refused.value.message.count("does not open") == 2

@@ -22,11 +22,13 @@ from snapkeep.cli.repos import (
     print_json,
     print_table,
     progress_bar,
+    start_opening,
 )
 from snapkeep.domain.errors import InvalidParameterValue
 
 if TYPE_CHECKING:
     from snapkeep.imagestore.manifest import Manifest
+    from snapkeep.imagestore.sources import RawImageSource
 
 
 def _source_path(text: str) -> Path:
@@ -72,24 +74,35 @@ def _delete_after(repo: Any, keep_days: int | None) -> Any:
     return repo.clock() + timedelta(days=keep_days)
 
 
-def image_backup(args: argparse.Namespace) -> int:
-    from snapkeep.imagestore.sources import RawImageSource, block_count, parse_changed_blocks
+def _source_record(path: Path, source: RawImageSource) -> dict[str, Any]:
+    """What the manifest records of the disk read: its path and, when free space was skipped, how much."""
+    record: dict[str, Any] = {"path": str(path.absolute())}
+    if source.free_space is not None:
+        record.update(filesystem=source.free_space.filesystem, free_space_skipped=source.free_space.free_bytes)
+    return record
 
+
+def image_backup(args: argparse.Namespace) -> int:
     if args.changed_blocks is not None and args.parent is None:
         raise InvalidParameterValue("--changed-blocks: needs --parent, the image backup the unchanged blocks are "
                                     "copied from", field="--changed-blocks")
     path = _source_path(args.source)
     text = _read_changed_blocks(args.changed_blocks) if args.changed_blocks is not None else None
     tags = _parse_tags(args.tag)
+    opening = start_opening(args, storage_class=args.storage_class)  # the KDF runs while the rest loads
+
+    from snapkeep.imagestore.sources import RawImageSource, block_count, parse_changed_blocks
+
     with RawImageSource(path) as probe:
         size = probe.size
     changed = None if text is None else parse_changed_blocks(text, block_count(size), field="--changed-blocks")
-    repo = open_repository(args, storage_class=args.storage_class)
+    repo = opening()
     parent = repo.image(args.parent) if args.parent else None
     # An incremental continues the parent's disk: keep its name, whatever the file is called now.
     name = parent.disks[0].name if parent is not None and len(parent.disks) == 1 else path.name
-    with RawImageSource(path, name=name) as source, progress_bar("Backing up", args.as_json) as progress:
-        manifest = repo.backup([source], source={"path": str(path.absolute())},
+    with RawImageSource(path, name=name, skip_free_space=changed is None and not args.read_free_space) as source, \
+            progress_bar("Backing up", args.as_json) as progress:
+        manifest = repo.backup([source], source=_source_record(path, source),
                                parent=parent.image_id if parent else None,
                                changed_blocks={name: changed} if changed is not None else None, tags=tags,
                                delete_after=_delete_after(repo, args.keep_days), progress=progress)
@@ -98,7 +111,8 @@ def image_backup(args: argparse.Namespace) -> int:
         "ImageId": manifest.image_id, "Parent": manifest.parent, "Repository": repo.store.location, "Disk": name,
         "Size": manifest.size, "Created": manifest.created, "BlocksRead": stats.get("blocks_read", 0),
         "BlocksZero": stats.get("blocks_zero", 0), "BlocksNew": stats.get("blocks_new", 0),
-        "BytesRead": stats.get("bytes_read", 0), "BytesStored": stats.get("bytes_stored", 0)}
+        "BytesRead": stats.get("bytes_read", 0), "BytesStored": stats.get("bytes_stored", 0),
+        "FreeSpaceSkipped": manifest.source.get("free_space_skipped", 0)}
     if args.as_json:
         print_json(out)
     else:
@@ -129,15 +143,17 @@ def image_list(args: argparse.Namespace) -> int:
 
 
 def image_restore(args: argparse.Namespace) -> int:
-    from snapkeep.imagestore.sources import RawImageSink
-
     target = Path(args.target)
     if target.is_dir():
         raise InvalidParameterValue(f"TARGET: {target} is a directory; name a file or a block device",
                                     field="TARGET")
     if not target.parent.is_dir():
         raise InvalidParameterValue(f"TARGET: {target.parent} is not a directory", field="TARGET")
-    repo = open_repository(args)
+    opening = start_opening(args)  # the KDF runs while the rest loads
+
+    from snapkeep.imagestore.sources import RawImageSink
+
+    repo = opening()
     manifest = repo.image(args.image_id)
     disk = manifest.pick_disk(args.disk, field="--disk")
     created = not target.exists()
@@ -179,7 +195,9 @@ def add_image_commands(groups: argparse._SubParsersAction[Parser]) -> None:
         "backup", help="Back up a raw disk image file or a block device",
         description="Back up FILE_OR_DEVICE as a new image backup (zero blocks are not stored; blocks already in "
                     "the repository are stored once). With --parent and --changed-blocks only the listed 512 KiB "
-                    "blocks are read and the rest come from the parent.")
+                    "blocks are read and the rest come from the parent. A full read skips the free space of a "
+                    "cleanly unmounted ext2/3/4 filesystem on the disk (it restores as zeros) unless "
+                    "--read-free-space is given.")
     add_common(backup)
     backup.add_argument("source", metavar="FILE_OR_DEVICE")
     backup.add_argument("--parent", metavar="ID", help="The image backup this one follows (id or unique prefix)")
@@ -188,6 +206,8 @@ def add_image_commands(groups: argparse._SubParsersAction[Parser]) -> None:
     backup.add_argument("--keep-days", type=int, metavar="DAYS",
                         help="Keep the image backup at least this long (needed with S3 Object Lock)")
     backup.add_argument("--tag", action="append", metavar="KEY=VALUE", help="Tag the image backup (repeatable)")
+    backup.add_argument("--read-free-space", action="store_true",
+                        help="Read every block, also those the filesystem marks free (deleted files' data is kept)")
     backup.add_argument("--storage-class", metavar="CLASS",
                         help="S3 storage class of the packs this backup writes (STANDARD, STANDARD_IA, ONEZONE_IA, "
                              "INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE)")

@@ -254,12 +254,14 @@ def _opening_key(store: BlobStore) -> KeyWrapping:
     return PassphraseKey(ask_passphrase(confirm=False))
 
 
-def open_repository(args: argparse.Namespace, *, storage_class: str | None = None) -> Repository:
-    """Open the repository of --repo; says so before asking for a passphrase when there is none."""
+def start_opening(args: argparse.Namespace, *, storage_class: str | None = None) -> Callable[[], Repository]:
+    """Begin opening the repository of --repo (says so before asking for a passphrase when there is none). The
+    key is unlocked in a background thread while the caller loads the rest of its code and reads its input; the
+    function returned finishes the opening."""
     from snapkeep.blobstores.base import BlobNotFound
     from snapkeep.imagestore.errors import RepositoryNotFound
     from snapkeep.imagestore.format import CONFIG_NAME
-    from snapkeep.imagestore.repository import Repository
+    from snapkeep.imagestore.keys import Unlocking
 
     store = open_store(repo_url(args), storage_class=storage_class)
     try:
@@ -267,7 +269,19 @@ def open_repository(args: argparse.Namespace, *, storage_class: str | None = Non
     except BlobNotFound:
         raise RepositoryNotFound(f"{store.location}: no repository there (no {CONFIG_NAME} object); create one with "
                                  "`snapkeep repo init`", field="--repo") from None
-    return Repository.open(store, _opening_key(store))
+    unlocking = Unlocking(store, _opening_key(store))
+
+    def finish() -> Repository:
+        from snapkeep.imagestore.repository import Repository
+
+        return Repository.open(store, unlocking.master())
+
+    return finish
+
+
+def open_repository(args: argparse.Namespace, *, storage_class: str | None = None) -> Repository:
+    """Open the repository of --repo."""
+    return start_opening(args, storage_class=storage_class)()
 
 
 # -- repo commands ------------------------------------------------------------------------------------------

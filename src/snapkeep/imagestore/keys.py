@@ -12,9 +12,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -25,6 +26,10 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from snapkeep.domain.clock import iso_z
 from snapkeep.domain.errors import InvalidParameterValue
 from snapkeep.imagestore.errors import DamagedObject, UnsupportedFormat, WrongPassphrase
+from snapkeep.imagestore.format import KEYS_PREFIX
+
+if TYPE_CHECKING:
+    from snapkeep.blobstores.base import BlobStore
 
 try:  # cryptography >= 44
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -309,6 +314,50 @@ def unwrap_master(key_file: KeyFile, wrapping: KeyWrapping) -> MasterKey:
     if len(secret) != SECRET_SIZE:
         raise DamagedObject(f"keys/{key_file.key_id}", "the wrapped secret has the wrong length")
     return MasterKey(secret, key_file.repository_id)
+
+
+def unlock(store: BlobStore, key: KeyWrapping) -> MasterKey:
+    """The master key from the first key file (by name) of `key`'s kind that `key` opens."""
+    master: MasterKey | None = None
+    refusals = []
+    for name in sorted(info.name for info in store.list(KEYS_PREFIX)):
+        try:
+            key_file = read_key_file(store.get(name), name)
+            if key_file.kind != key.kind:
+                continue
+            master = unwrap_master(key_file, key)
+            break
+        except (WrongPassphrase, DamagedObject) as exc:
+            refusals.append(exc.message)
+    if master is None:
+        raise WrongPassphrase(f"{store.location}: no {key.kind} key file opens with the key given"
+                              + (f" ({'; '.join(refusals)})" if refusals else ""))
+    return master
+
+
+class Unlocking:
+    """`unlock` started in a background thread, so a command can load its code and read its input while the
+    memory-hard KDF runs (the KDF releases the GIL): a small incremental then costs the KDF, not the KDF plus
+    everything before it. `master()` waits for it and raises what `unlock` raised."""
+
+    def __init__(self, store: BlobStore, key: KeyWrapping) -> None:
+        self._master: MasterKey | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(store, key), name="snapkeep-unlock", daemon=True)
+        self._thread.start()
+
+    def _run(self, store: BlobStore, key: KeyWrapping) -> None:
+        try:
+            self._master = unlock(store, key)
+        except BaseException as exc:  # handed to the waiting thread by master()
+            self._error = exc
+
+    def master(self) -> MasterKey:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._master is not None
+        return self._master
 
 
 def _b64(data: bytes) -> str:

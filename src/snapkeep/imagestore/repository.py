@@ -42,7 +42,6 @@ from snapkeep.imagestore.errors import (
     RepositoryExists,
     RepositoryNotFound,
     UnsupportedFormat,
-    WrongPassphrase,
 )
 from snapkeep.imagestore.format import (
     BLOCK_SIZE,
@@ -71,7 +70,7 @@ from snapkeep.imagestore.keys import (
     KeyWrapping,
     MasterKey,
     read_key_file,
-    unwrap_master,
+    unlock,
     write_key_file,
 )
 from snapkeep.imagestore.locks import DEFAULT_REFRESH_EVERY, DEFAULT_STALE_AFTER, LockManager
@@ -243,25 +242,13 @@ class Repository:
         return cls(store, master, config, clock=clock, **options)
 
     @classmethod
-    def open(cls, store: BlobStore, key: KeyWrapping, *, clock: Clock = utc_now, **options: Any) -> Repository:
-        """Open with any key file of the matching kind that `key` unwraps."""
-        key_files = [info.name for info in store.list(KEYS_PREFIX)]
+    def open(cls, store: BlobStore, key: KeyWrapping | MasterKey, *, clock: Clock = utc_now,
+             **options: Any) -> Repository:
+        """Open with any key file of the matching kind that `key` unwraps, or with a master key unlocked before
+        (`keys.Unlocking`)."""
         if not _exists(store, CONFIG_NAME):
             raise RepositoryNotFound(f"{store.location}: no repository there (no {CONFIG_NAME} object)")
-        master: MasterKey | None = None
-        refusals = []
-        for name in sorted(key_files):
-            try:
-                key_file = read_key_file(store.get(name), name)
-                if key_file.kind != key.kind:
-                    continue
-                master = unwrap_master(key_file, key)
-                break
-            except (WrongPassphrase, DamagedObject) as exc:
-                refusals.append(exc.message)
-        if master is None:
-            raise WrongPassphrase(f"{store.location}: no {key.kind} key file opens with the key given"
-                                  + (f" ({'; '.join(refusals)})" if refusals else ""))
+        master = key if isinstance(key, MasterKey) else unlock(store, key)
         codec = BlobCodec(master.blob_key)
         config = RepositoryConfig.decode(codec.open(BlobType.CONFIG, CONFIG_ID, store.get(CONFIG_NAME),
                                                     where=CONFIG_NAME))

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from snapkeep.blobstores.local import DIRECT_ALIGNMENT, is_aligned, open_direct, pwrite_all
 from snapkeep.domain.errors import DependencyFailure, InvalidParameterValue, ResourceNotFound
+from snapkeep.imagestore.filesystems import FreeSpace, free_space
 from snapkeep.imagestore.format import BLOCK_SIZE, ZERO_BLOCK
 
 
@@ -73,9 +74,11 @@ def _size_of(fd: int) -> int:
 
 
 class RawImageSource:
-    """A raw disk image file or a block device, read block by block. Holes of sparse files are never read."""
+    """A raw disk image file or a block device, read block by block. Holes of sparse files are never read; with
+    `skip_free_space`, neither are blocks a cleanly unmounted filesystem on it does not use (`filesystems`)."""
 
-    def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], name: str | None = None, *,
+                 skip_free_space: bool = False) -> None:
         self._path = Path(path)
         try:
             self._fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -92,6 +95,14 @@ class RawImageSource:
         # Blocks are read once: with direct I/O (where the file system takes it) they skip the page cache, which
         # saves a copy per block and leaves the machine's cache to its workload.
         self._direct = open_direct(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.free_space: FreeSpace | None = None
+        """With `skip_free_space`: the filesystem's free space, which `allocated_blocks` leaves out."""
+        if skip_free_space:
+            try:
+                self.free_space = free_space(self._read_at, self._size, align=BLOCK_SIZE)
+            except BaseException:
+                self.close()
+                raise
 
     @property
     def name(self) -> str:
@@ -102,14 +113,24 @@ class RawImageSource:
         return self._size
 
     def allocated_blocks(self) -> Sequence[int] | None:
-        """The blocks overlapping data extents (SEEK_DATA/SEEK_HOLE); None where the system cannot tell."""
-        if not hasattr(os, "SEEK_DATA"):
-            return None
+        """The blocks overlapping data extents (SEEK_DATA/SEEK_HOLE) and, with `skip_free_space`, the
+        filesystem's used space; None where neither can be told."""
+        extents: list[tuple[int, int]] | None = None
+        if hasattr(os, "SEEK_DATA"):
+            try:
+                extents = list(self._data_extents())
+            except OSError:
+                extents = None
+        if self.free_space is not None:
+            used = self.free_space.used(self._size)
+            extents = used if extents is None else _intersect(extents, used)
+        return None if extents is None else _blocks_of_extents(extents)
+
+    def _read_at(self, offset: int, length: int) -> bytes:
         try:
-            extents = list(self._data_extents())
-        except OSError:
-            return None
-        return _blocks_of_extents(extents)
+            return os.pread(self._fd, length, offset)
+        except OSError as exc:
+            raise DependencyFailure(f"reading {self._path} at byte {offset} failed: {exc.strerror or exc}") from exc
 
     def _data_extents(self) -> Iterator[tuple[int, int]]:
         position = 0
@@ -188,6 +209,20 @@ class BlockRanges(Sequence[int]):
             raise IndexError(i)
         which = bisect.bisect_right(self._starts, i) - 1
         return self._ranges[which][i - self._starts[which]]
+
+
+def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The overlap of two ascending lists of disjoint byte ranges."""
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if start < end:
+            out.append((start, end))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
 
 
 def _blocks_of_extents(extents: list[tuple[int, int]]) -> BlockRanges:
