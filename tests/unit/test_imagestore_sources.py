@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from snapkeep.domain.errors import InvalidParameterValue
 from snapkeep.imagestore.format import BLOCK_SIZE
-from snapkeep.imagestore.sources import _blocks_of_extents, block_count, parse_changed_blocks
+from snapkeep.imagestore.sources import RawImageSource, _blocks_of_extents, block_count, parse_changed_blocks
 
 
 def test_parse_changed_blocks() -> None:
@@ -44,3 +47,16 @@ def test_malloc_tuning_is_accepted_by_glibc() -> None:
 
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert tune_malloc() is expected
+
+
+def test_prefetched_blocks_read_back_through_the_page_cache(tmp_path: Path) -> None:
+    image = tmp_path / "disk.img"
+    data = os.urandom(6 * BLOCK_SIZE)
+    image.write_bytes(data)
+    buffer = memoryview(bytearray(BLOCK_SIZE))
+    with RawImageSource(image, direct=False) as source:
+        source.prefetch([0, 1, 2, 5])  # two runs: 0-2 and 5
+        source.prefetch([])
+        for block in (5, 0, 2):
+            assert source.read_into(block, buffer) == (BLOCK_SIZE, None)
+            assert buffer.tobytes() == data[block * BLOCK_SIZE:(block + 1) * BLOCK_SIZE]

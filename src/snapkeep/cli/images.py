@@ -93,14 +93,17 @@ def image_backup(args: argparse.Namespace) -> int:
 
     from snapkeep.imagestore.sources import RawImageSource, block_count, parse_changed_blocks
 
-    with RawImageSource(path) as probe:
-        size = probe.size
-    changed = None if text is None else parse_changed_blocks(text, block_count(size), field="--changed-blocks")
+    with RawImageSource(path, direct=False) as probe:
+        changed = None if text is None else parse_changed_blocks(text, block_count(probe.size),
+                                                                 field="--changed-blocks")
+        if changed is not None:
+            probe.prefetch(changed)  # read while the key is unwrapped; then from the page cache
     repo = opening()
     parent = repo.image(args.parent) if args.parent else None
     # An incremental continues the parent's disk: keep its name, whatever the file is called now.
     name = parent.disks[0].name if parent is not None and len(parent.disks) == 1 else path.name
-    with RawImageSource(path, name=name, skip_free_space=changed is None and not args.read_free_space) as source, \
+    with RawImageSource(path, name=name, skip_free_space=changed is None and not args.read_free_space,
+                        direct=changed is None) as source, \
             progress_bar("Backing up", args.as_json) as progress:
         manifest = repo.backup([source], source=_source_record(path, source),
                                parent=parent.image_id if parent else None,

@@ -78,7 +78,7 @@ class RawImageSource:
     `skip_free_space`, neither are blocks a cleanly unmounted filesystem on it does not use (`filesystems`)."""
 
     def __init__(self, path: str | os.PathLike[str], name: str | None = None, *,
-                 skip_free_space: bool = False) -> None:
+                 skip_free_space: bool = False, direct: bool = True) -> None:
         self._path = Path(path)
         try:
             self._fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -94,7 +94,7 @@ class RawImageSource:
         self._name = name or self._path.name
         # Blocks are read once: with direct I/O (where the file system takes it) they skip the page cache, which
         # saves a copy per block and leaves the machine's cache to its workload.
-        self._direct = open_direct(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self._direct = open_direct(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)) if direct else None
         self.free_space: FreeSpace | None = None
         """With `skip_free_space`: the filesystem's free space, which `allocated_blocks` leaves out."""
         if skip_free_space:
@@ -125,6 +125,20 @@ class RawImageSource:
             used = self.free_space.used(self._size)
             extents = used if extents is None else _intersect(extents, used)
         return None if extents is None else _blocks_of_extents(extents)
+
+    def prefetch(self, blocks: Sequence[int]) -> None:
+        """Have the kernel start reading these blocks (ascending) into the page cache now, while the caller does
+        other work (unwrapping the repository key); read them later from a source opened with `direct=False`."""
+        advise = getattr(os, "posix_fadvise", None)
+        if advise is None:
+            return
+        first = previous = -2
+        for block in [*blocks, -2]:
+            if block != previous + 1:
+                if first >= 0:
+                    advise(self._fd, first * BLOCK_SIZE, (previous + 1 - first) * BLOCK_SIZE, os.POSIX_FADV_WILLNEED)
+                first = block
+            previous = block
 
     def _read_at(self, offset: int, length: int) -> bytes:
         try:
