@@ -18,11 +18,12 @@ base; the incremental backup of the successor (Snapkeep from the changed-block l
 restic and borg back the successor file up into the same repository, which is their incremental); the sibling
 (Snapkeep: parent = the base, with the sibling's changed-block list); and a restore of the successor to a file,
 compared byte for byte with the source. Each phase is one child process, measured with os.wait4: wall time,
-user + system CPU time, peak RSS, and the growth of the repository directory. The page cache is dropped before
-every phase when /proc/sys/vm/drop_caches is writable (otherwise the report says the caches were warm), then the
-tool's program is loaded once (`--version`, or Snapkeep's modules imported): a phase starts with cold images and
-repositories but not with a cold executable, as for a resident service. The report shows medians over `--repeat`
-repetitions and the verdicts for the targets. Not part of the test run.
+user + system CPU time, peak RSS, and the growth of the repository directory; the wall time ends when what the
+tool wrote is on disk (a sync after it exits, so a restore left in the page cache is not counted as done). The
+page cache is dropped before every phase when /proc/sys/vm/drop_caches is writable (otherwise the report says
+the caches were warm), then the tool's program is loaded once (`--version`, or Snapkeep's modules imported): a
+phase starts with cold images and repositories but not with a cold executable, as for a resident service. The
+report shows medians over `--repeat` repetitions and the verdicts for the targets. Not part of the test run.
 
 Snapkeep's full backup reads only the blocks the image's ext4 filesystem uses (its free space restores as zeros);
 `snapkeep-whole` is the same Snapkeep with `--read-free-space`, reading every block as restic and borg do, so
@@ -456,21 +457,28 @@ class Child:
     system: float
     peak_rss_kib: int
     stdout: str
+    sync: float
+    """Seconds of the sync after the tool exited (part of `wall`)."""
 
 
 def run_child(argv: Sequence[str], *, env: dict[str, str], cwd: Path, logs: Path, label: str) -> Child:
-    """Run one command and take its figures from wait4: CPU and peak RSS of the child (and its own children)."""
+    """Run one command and take its figures from wait4: CPU and peak RSS of the child (and its own children).
+    The wall time runs until what the tool wrote is on disk (a sync after it exits): a tool that leaves its
+    writes in the page cache has not finished them."""
     out_path, err_path = logs / f"{label}.out", logs / f"{label}.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         started = time.perf_counter()
         process = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
+        exited = time.perf_counter()
+        os.sync()
         wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         tail = err_path.read_text(errors="replace")[-2000:]
         raise BenchError(f"{' '.join(argv)} exited with {process.returncode}:\n{tail}")
-    return Child(wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss, out_path.read_text(errors="replace"))
+    return Child(wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss, out_path.read_text(errors="replace"),
+                 wall - (exited - started))
 
 
 def tree_bytes(path: Path) -> int:
@@ -705,6 +713,7 @@ class Measurement:
     caches_dropped: bool
     restore_identical: bool | None = None
     answer: dict[str, Any] = field(default_factory=dict)  # what the tool reported (Snapkeep's and restic's JSON)
+    sync_seconds: float = 0.0  # the part of wall_seconds spent in the sync after the tool exited
 
     @property
     def growth(self) -> int:
@@ -748,7 +757,7 @@ def run_tool(tool: Tool, images: ImageSet, repetition: int, drop: bool, keep: bo
             refs[phase] = tool.backup_ref(phase, child.stdout)
             measurements.append(Measurement(tool.name, repetition, phase, child.wall, child.user, child.system,
                                             child.peak_rss_kib / 1024, before, tree_bytes(repo), dropped,
-                                            answer=tool.answer(child.stdout)))
+                                            answer=tool.answer(child.stdout), sync_seconds=child.sync))
             log(f"  {tool.name:<14} {phase:<11} {child.wall:7.2f} s  +{measurements[-1].growth / MiB:.1f} MiB")
         target = workdir / "restore" / f"{tool.name}-{repetition}"
         if target.exists():
@@ -760,7 +769,8 @@ def run_tool(tool: Tool, images: ImageSet, repetition: int, drop: bool, keep: bo
         child = run_child(argv, env=env, cwd=cwd, logs=logs, label=f"{tool.name}-{repetition}-restore")
         identical = subprocess.run(["cmp", "-s", str(restored), str(images.successor)]).returncode == 0
         measurements.append(Measurement(tool.name, repetition, "restore", child.wall, child.user, child.system,
-                                        child.peak_rss_kib / 1024, before, tree_bytes(repo), dropped, identical))
+                                        child.peak_rss_kib / 1024, before, tree_bytes(repo), dropped, identical,
+                                        sync_seconds=child.sync))
         log(f"  {tool.name:<14} restore     {child.wall:7.2f} s  {'identical' if identical else 'DIFFERENT'}")
         shutil.rmtree(target)
     finally:
@@ -781,6 +791,7 @@ class Median:
     peak_rss_mib: float
     growth: float
     runs: int
+    sync: float = 0.0
 
 
 def medians(measurements: list[Measurement]) -> dict[tuple[str, str], Median]:
@@ -791,7 +802,8 @@ def medians(measurements: list[Measurement]) -> dict[tuple[str, str], Median]:
                           statistics.median(m.user_seconds for m in rows),
                           statistics.median(m.system_seconds for m in rows),
                           statistics.median(m.peak_rss_mib for m in rows),
-                          statistics.median(m.growth for m in rows), len(rows))
+                          statistics.median(m.growth for m in rows), len(rows),
+                          statistics.median(m.sync_seconds for m in rows))
     return out
 
 
@@ -854,19 +866,20 @@ def report(table: dict[tuple[str, str], Median], measurements: list[Measurement]
         cache = "caches were warm (--warm, or /proc/sys/vm/drop_caches is not writable)"
     else:
         cache = "page cache dropped before some phases only"
-    lines.append(f"{cache}; medians of {runs} run{'s' if runs != 1 else ''}; MB/s = image bytes (10^6) per wall second")
+    lines.append(f"{cache}; medians of {runs} run{'s' if runs != 1 else ''}; MB/s = image bytes (10^6) per wall "
+                 "second; wall includes the sync after the tool exits")
     if load:
         lines.append(f"load average (1 min) before and after the runs: {' / '.join(f'{value:.1f}' for value in load)} "
                      f"on {os.cpu_count()} CPUs (the tool adds 1-2; more: other processes shared them)")
     lines.append("")
-    lines.append(f"{'phase':<12} {'tool':<14} {'wall s':>7} {'MB/s':>6} {'user s':>7} {'sys s':>6} "
+    lines.append(f"{'phase':<12} {'tool':<14} {'wall s':>7} {'sync s':>6} {'MB/s':>6} {'user s':>7} {'sys s':>6} "
                  f"{'peak RSS MiB':>12} {'repo Δ MiB':>10}")
     for phase in PHASES:
         for number, tool in enumerate(tools):
             value = table.get((tool, phase))
             if value is None:
                 continue
-            lines.append(f"{phase if number == 0 else '':<12} {tool:<14} {value.wall:>7.2f} "
+            lines.append(f"{phase if number == 0 else '':<12} {tool:<14} {value.wall:>7.2f} {value.sync:>6.2f} "
                          f"{images.size / value.wall / 1e6:>6.0f} {value.user:>7.2f} {value.system:>6.2f} "
                          f"{value.peak_rss_mib:>12.0f} {value.growth / MiB:>10.1f}")
     restores = [m for m in measurements if m.phase == "restore"]
