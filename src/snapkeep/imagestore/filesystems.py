@@ -52,14 +52,7 @@ class FreeSpace:
 
     def used(self, disk_size: int) -> list[tuple[int, int]]:
         """The complement: byte ranges that may hold data."""
-        ranges, position = [], 0
-        for start, end in self.free:
-            if start > position:
-                ranges.append((position, start))
-            position = max(position, end)
-        if position < disk_size:
-            ranges.append((position, disk_size))
-        return ranges
+        return _complement(self.free, 0, disk_size)
 
 
 @dataclass(frozen=True)
@@ -191,12 +184,14 @@ def _ext4_free_space(read_at: ReadAt, fs: _Ext4, align: int) -> FreeSpace | None
     return FreeSpace("ext4", [(start, end) for start, end in aligned if start < end])
 
 
-def _complement(used: list[tuple[int, int]], first: int, last: int) -> list[tuple[int, int]]:
-    free, position = [], first
-    for start, end in used:
+def _complement(ranges: list[tuple[int, int]], first: int, last: int) -> list[tuple[int, int]]:
+    """What ascending `ranges` leave of [first, last)."""
+    gaps: list[tuple[int, int]] = []
+    position = first
+    for start, end in ranges:
         if start > position:
-            free.append((position, start))
+            gaps.append((position, start))
         position = max(position, end)
     if position < last:
-        free.append((position, last))
-    return free
+        gaps.append((position, last))
+    return gaps
