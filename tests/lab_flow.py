@@ -9,6 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from snapkeep.app import Snapkeep
 from snapkeep.aws import ec2 as ec2api
 from snapkeep.config import Settings
@@ -18,6 +20,13 @@ from snapkeep.engine.worker import run_one
 ROLE = "arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole"
 # The first admin key the API tests' servers are started with (the `api` fixture).
 ADMIN_ID, ADMIN_SECRET = "SKAKADMIN00000000001", "S3cr3tForTheAdminKeyOfTheseTests00000000"
+
+ON_SQLITE_ONLY = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+"""For a flow whose subject is the engine against AWS (the lab), not the catalog: it runs on SQLite only, not on
+both catalogs as `catalog_url` would have it. The catalog itself (store, queue leases, scheduler, migrations, keys,
+governance, reports, the API's refusals) is tested on both; each kind of end-to-end flow (instance and volume backup
+and restore, retention, scheduled runs, image backups, restores from them, notifications, the installed command)
+keeps one test on both, so the engine is still proven on PostgreSQL."""
 
 
 def open_on_lab(endpoint: str, catalog_url: str, home: Path, fleet: Any) -> Snapkeep:

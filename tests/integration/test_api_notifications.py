@@ -1,6 +1,7 @@
 """Backup vault notifications end to end: the three operations through boto3's `backup` client, and the events of
-real backup and restore jobs in the lab published to an SNS topic and read back from an SQS queue subscribed to it,
-on SQLite and PostgreSQL."""
+real backup and restore jobs in the lab published to an SNS topic and read back from an SQS queue subscribed to it.
+The operations, the events of a backup and a restore and a retried delivery (the catalog's outbox) run on SQLite and
+PostgreSQL; refusals and the other flows on SQLite (`ON_SQLITE_ONLY`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from snapkeep.domain.notifications import SENT_EVENTS, SUBJECT
 from snapkeep.engine.notify import deliver_vault_event
 from snapkeep.engine.worker import HANDLERS, run_one
 from snapkeep.lab.fleet import ROLE_ARN, SECOND_ACCOUNT
-from tests.lab_flow import ADMIN_ID, ADMIN_SECRET, ROLE, drain, tagged_instances
+from tests.lab_flow import ADMIN_ID, ADMIN_SECRET, ON_SQLITE_ONLY, ROLE, drain, tagged_instances
 
 OWN = "123456789012"
 LAB_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -145,6 +146,7 @@ def test_put_get_and_delete_vault_notifications_through_boto3(sk: Snapkeep, api:
     (f"arn:aws:sns:us-east-1:{OWN}:events", [], "at least one event"),
     (f"arn:aws:sns:us-east-1:{OWN}:events", ["BACKUP_JOB_STARTED", "BACKUP_JOB_DONE"], "BackupVaultEvents[1]"),
 ])
+@ON_SQLITE_ONLY
 def test_bad_notification_settings_are_refused_and_change_nothing(sk: Snapkeep, api: str, topic: str,
                                                                   events: list[str], fragment: str) -> None:
     backup = backup_client(api)
@@ -160,6 +162,7 @@ def test_bad_notification_settings_are_refused_and_change_nothing(sk: Snapkeep, 
         k: before[k] for k in ("SNSTopicArn", "BackupVaultEvents")}
 
 
+@ON_SQLITE_ONLY
 def test_the_service_names_the_bad_event_and_the_events_it_sends(sk: Snapkeep) -> None:
     """The API's wire layer refuses values outside the enum first; the CLI path gets the service's own message."""
     with pytest.raises(InvalidParameterValue) as bad:
@@ -212,6 +215,7 @@ def test_backup_restore_and_recovery_point_events_reach_the_topic(sk: Snapkeep) 
     assert inbox.messages() == []  # each was published once
 
 
+@ON_SQLITE_ONLY
 def test_a_failed_backup_is_told_by_completed_with_its_state(sk: Snapkeep) -> None:
     inbox = Inbox(sk)
     sk.service.put_backup_vault_notifications("main", inbox.topic_arn, ["BACKUP_JOB_STARTED", "BACKUP_JOB_COMPLETED"])
@@ -226,6 +230,7 @@ def test_a_failed_backup_is_told_by_completed_with_its_state(sk: Snapkeep) -> No
     assert message["Message"] == f"An AWS Backup job failed. Resource ARN : {target}. BackupJob ID : {job_id}"
 
 
+@ON_SQLITE_ONLY
 def test_events_not_subscribed_to_write_nothing(sk: Snapkeep) -> None:
     inbox = Inbox(sk)
     sk.service.create_backup_vault("quiet")
@@ -283,6 +288,7 @@ def test_a_failed_delivery_is_retried_and_recorded_not_lost(sk: Snapkeep) -> Non
     assert inbox.messages() == []
 
 
+@ON_SQLITE_ONLY
 def test_a_topic_in_a_protected_account_is_reached_through_its_role(sk: Snapkeep) -> None:
     inbox = Inbox(sk, name="team-events", region="eu-west-1", account=SECOND_ACCOUNT)
     assert Arn.parse(inbox.topic_arn).account == SECOND_ACCOUNT

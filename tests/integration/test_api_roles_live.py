@@ -31,6 +31,7 @@ from tests.integration.test_api_negative import (
     open_world,
     send_signed,
     snapshot,
+    snapshot_before,
 )
 from tests.lab_flow import ROLE, drain
 
@@ -140,7 +141,7 @@ def test_every_operation_of_the_model_is_classified_and_has_a_placeholder() -> N
 # -- refused: before any validation, and nothing changes ---------------------------------------------------------------
 def assert_denied(keys: Keys, role: Role, operation: str) -> None:
     client = keys.client(role)
-    before = snapshot(keys.world)
+    before = snapshot_before(keys.world)
     for params in (valid_looking(operation), without_body(operation)):
         error = call(client, operation, params)
         assert (error.get("Code"), error.get("Status")) == (FORBIDDEN, 403), (params, error)
@@ -163,7 +164,7 @@ def test_an_operator_is_refused_every_admin_only_operation(keys: Keys, operation
 
 # -- the day-to-day work, with real resources --------------------------------------------------------------------------
 def refused_for(keys: Keys, role: Role, action: Callable[[Any], object], operation: str) -> None:
-    before = snapshot(keys.world)
+    before = snapshot_before(keys.world)
     with pytest.raises(ClientError) as info:
         action(keys.client(role))
     error = info.value.response["Error"]
@@ -256,7 +257,7 @@ METHODS: dict[str, Callable[[Any, World], object]] = {
 
 
 def refused_auth(world: World, client: Any, code: str, message: str) -> None:
-    before = snapshot(world)
+    before = snapshot_before(world)
     for method, action in METHODS.items():
         with pytest.raises(ClientError) as info:
             action(client, world)
@@ -298,7 +299,7 @@ def test_an_unsigned_request_is_refused_on_every_method(keys: Keys) -> None:
 def test_a_signature_older_than_the_allowed_skew_has_expired(keys: Keys, method: str, path: str, body: bytes
                                                              ) -> None:
     world = keys.world
-    before = snapshot(world)
+    before = snapshot_before(world)
     twenty_minutes_ago = (datetime.now(UTC) - timedelta(minutes=20)).replace(tzinfo=None)
     with patch("botocore.auth.get_current_datetime", return_value=twenty_minutes_ago), \
             pytest.raises(ClientError) as info:

@@ -1,4 +1,6 @@
-"""Backups and restores end to end against the lab over HTTP, on SQLite and PostgreSQL."""
+"""Backups and restores end to end against the lab over HTTP. The backup and restore of an instance and a volume,
+a scheduled run, retention, a lifecycle update and a stop racing a worker's lease run on SQLite and PostgreSQL; the
+other flows, whose subject is the engine against AWS, on SQLite (`ON_SQLITE_ONLY`)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from snapkeep.engine.inventory import live_inventory
 from snapkeep.engine.worker import run_one
 from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
-from tests.lab_flow import ROLE, drain, instance_volumes, set_snapshot_seconds, tagged_instances
+from tests.lab_flow import ON_SQLITE_ONLY, ROLE, drain, instance_volumes, set_snapshot_seconds, tagged_instances
 
 
 def multi_volume_instance(sk: Snapkeep) -> str:
@@ -108,6 +110,7 @@ def test_scheduled_run_backs_up_exactly_the_selection(sk: Snapkeep) -> None:
     assert all(j["CreatedBy"]["BackupPlanId"] == plan["BackupPlanId"] for j in jobs)
 
 
+@ON_SQLITE_ONLY
 def test_job_of_a_vanished_instance_fails_cleanly(sk: Snapkeep) -> None:
     target = tagged_instances(sk, "backup", "daily")[0]
     arn = Arn.parse(target)
@@ -119,6 +122,7 @@ def test_job_of_a_vanished_instance_fails_cleanly(sk: Snapkeep) -> None:
     assert arn.resource_id in out["StatusMessage"]
 
 
+@ON_SQLITE_ONLY
 def test_stopped_job_is_aborted_and_leaves_no_snapshot(sk: Snapkeep, lab: LabServer) -> None:
     set_snapshot_seconds(lab.endpoint, 30.0)
     target = multi_volume_instance(sk)
@@ -135,6 +139,7 @@ def test_stopped_job_is_aborted_and_leaves_no_snapshot(sk: Snapkeep, lab: LabSer
     assert ec2api.snapshots_tagged(sk.context.ec2(arn.account, arn.region), ec2api.TAG_BACKUP_JOB, job_id) == []
 
 
+@ON_SQLITE_ONLY
 def test_job_past_its_start_window_expires(sk: Snapkeep) -> None:
     target = tagged_instances(sk, "backup", "daily")[0]
     job_id = sk.service.start_backup_job("main", target, ROLE, start_window_minutes=60)["BackupJobId"]
@@ -225,6 +230,7 @@ def resume_after_crash(sk: Snapkeep, monkeypatch: pytest.MonkeyPatch, job_id: st
     drain(sk)
 
 
+@ON_SQLITE_ONLY
 def test_restarted_job_adopts_the_snapshots_a_crashed_attempt_made(sk: Snapkeep,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Crash after CreateSnapshots returned but before its ids were recorded: the tags find them again."""
@@ -242,6 +248,7 @@ def test_restarted_job_adopts_the_snapshots_a_crashed_attempt_made(sk: Snapkeep,
     assert sorted(v["SnapshotId"] for v in point["Volumes"]) == sorted(s["SnapshotId"] for s in made)
 
 
+@ON_SQLITE_ONLY
 def test_restarted_job_replaces_an_incomplete_snapshot_set(sk: Snapkeep, monkeypatch: pytest.MonkeyPatch) -> None:
     target = multi_volume_instance(sk)
     arn = Arn.parse(target)
@@ -264,6 +271,7 @@ def test_restarted_job_replaces_an_incomplete_snapshot_set(sk: Snapkeep, monkeyp
     assert tagged == {v["SnapshotId"] for v in point["Volumes"]}
 
 
+@ON_SQLITE_ONLY
 def test_restore_into_another_subnet_with_other_groups_and_no_source_tags(sk: Snapkeep, lab: LabServer) -> None:
     harness = LabHarness(lab.endpoint)
     target = multi_volume_instance(sk)
@@ -297,6 +305,7 @@ def test_restore_into_another_subnet_with_other_groups_and_no_source_tags(sk: Sn
     assert digests(harness, instance_volumes(sk, out["CreatedResourceArn"])) == before
 
 
+@ON_SQLITE_ONLY
 def test_restore_refuses_bad_metadata_and_creates_nothing(sk: Snapkeep) -> None:
     target = multi_volume_instance(sk)
     job = sk.service.start_backup_job("main", target, ROLE)
@@ -312,6 +321,7 @@ def test_restore_refuses_bad_metadata_and_creates_nothing(sk: Snapkeep) -> None:
     assert sk.service.list_restore_jobs() == []
 
 
+@ON_SQLITE_ONLY
 def test_encrypted_volume_keeps_its_key_through_backup_and_restore(sk: Snapkeep, lab: LabServer) -> None:
     harness = LabHarness(lab.endpoint)
     target = next(a for a in tagged_instances(sk, "backup", "daily") if Arn.parse(a).account == "222222222222")
@@ -363,6 +373,7 @@ def test_stop_arriving_during_create_snapshots_aborts_and_leaves_nothing(sk: Sna
     assert sk.service.list_recovery_points("main") == []
 
 
+@ON_SQLITE_ONLY
 def test_completion_window_closing_on_a_running_job_aborts_it_cleanly(sk: Snapkeep, lab: LabServer) -> None:
     set_snapshot_seconds(lab.endpoint, 60.0)
     target = multi_volume_instance(sk)
@@ -379,6 +390,7 @@ def test_completion_window_closing_on_a_running_job_aborts_it_cleanly(sk: Snapke
     assert ec2api.snapshots_tagged(sk.context.ec2(arn.account, arn.region), ec2api.TAG_BACKUP_JOB, job_id) == []
 
 
+@ON_SQLITE_ONLY
 def test_transient_aws_errors_are_retried_not_fatal(sk: Snapkeep, monkeypatch: pytest.MonkeyPatch) -> None:
     target = multi_volume_instance(sk)
     real_describe = ec2api.describe_snapshots
@@ -397,6 +409,7 @@ def test_transient_aws_errors_are_retried_not_fatal(sk: Snapkeep, monkeypatch: p
     assert sk.service.describe_backup_job(job_id)["State"] == "COMPLETED"
 
 
+@ON_SQLITE_ONLY
 def test_unreachable_region_does_not_block_the_others(sk: Snapkeep, monkeypatch: pytest.MonkeyPatch) -> None:
     from snapkeep.engine import inventory as inventory_module
 
@@ -432,6 +445,7 @@ def test_unreachable_region_does_not_block_the_others(sk: Snapkeep, monkeypatch:
     assert run["state"] == "RESOLVED" and "eu-west-1" in run["message"] and "could not connect" in run["message"]
 
 
+@ON_SQLITE_ONLY
 def test_overlapping_rules_take_one_backup_for_the_longer_retention(sk: Snapkeep) -> None:
     rule = {"TargetBackupVaultName": "main", "ScheduleExpression": "cron(0 * ? * * *)", "StartWindowMinutes": 60,
             "CompletionWindowMinutes": 120}

@@ -1,4 +1,5 @@
-"""EBS volumes as their own protected resource type, against the lab over HTTP, on SQLite and PostgreSQL."""
+"""EBS volumes as their own protected resource type, against the lab over HTTP: an on-demand volume backup and
+restore through boto3 on SQLite and PostgreSQL, the other flows on SQLite (`ON_SQLITE_ONLY`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
 from tests.integration.test_api_server import client
 from tests.integration.test_backup_restore import Crash
-from tests.lab_flow import ROLE, drain, tagged_instances, volume_named
+from tests.lab_flow import ON_SQLITE_ONLY, ROLE, drain, tagged_instances, volume_named
 
 GIB = 1024**3
 DB_ROLE = {"StringEquals": [{"ConditionKey": "aws:ResourceTag/role", "ConditionValue": "db"}]}
@@ -63,6 +64,7 @@ def test_resource_type_comes_from_the_arn(arn: str, kind: str | None) -> None:
     assert err.value.field == "ResourceArn"
 
 
+@ON_SQLITE_ONLY
 def test_scheduled_rule_backs_up_the_volumes_a_selection_picks(sk: Snapkeep, lab: LabServer) -> None:
     harness = LabHarness(lab.endpoint)
     inventory = live_inventory(sk.context)
@@ -96,6 +98,7 @@ def test_scheduled_rule_backs_up_the_volumes_a_selection_picks(sk: Snapkeep, lab
     assert {r["ResourceType"] for r in protected.values()} == {"EBS"}
 
 
+@ON_SQLITE_ONLY
 def test_an_instance_selection_picks_only_instances(sk: Snapkeep) -> None:
     """db-1's volumes carry role=db like db-1 itself: an instance ARN pattern must still leave them out."""
     [db] = tagged_instances(sk, "role", "db")
@@ -106,6 +109,7 @@ def test_an_instance_selection_picks_only_instances(sk: Snapkeep) -> None:
     assert ":image/ami-" in point["RecoveryPointArn"] and len(point["Volumes"]) == 3
 
 
+@ON_SQLITE_ONLY
 def test_tags_on_the_volume_itself_pick_it(sk: Snapkeep) -> None:
     """ListOfTags matches each resource's own tags: a tag only the volume carries picks the volume alone."""
     arn, _ = volume_named(sk, "db-1:/dev/sdg")
@@ -178,6 +182,7 @@ def test_on_demand_volume_backup_and_restore_through_boto3(sk: Snapkeep, api: st
     assert harness.read_volume(new_id, details["VolumeSize"] * GIB, 4096) == bytes(4096)  # the added space
 
 
+@ON_SQLITE_ONLY
 def test_opted_out_ebs_refuses_a_volume_job_and_records_nothing(sk: Snapkeep, api: str) -> None:
     backup = client(api)
     arn, _ = volume_named(sk, "web-1:/dev/xvda")
@@ -192,6 +197,7 @@ def test_opted_out_ebs_refuses_a_volume_job_and_records_nothing(sk: Snapkeep, ap
     assert backup.start_backup_job(BackupVaultName="main", ResourceArn=web, IamRoleArn=ROLE)["BackupJobId"]
 
 
+@ON_SQLITE_ONLY
 def test_expiry_deletes_the_snapshot(sk: Snapkeep) -> None:
     arn, _ = volume_named(sk, "web-2:/dev/xvda")
     short = sk.service.start_backup_job("main", arn, ROLE, lifecycle={"MoveToColdStorageAfterDays": 1,
@@ -218,6 +224,7 @@ def test_expiry_deletes_the_snapshot(sk: Snapkeep) -> None:
     assert ec2.describe_snapshots(SnapshotIds=[kept])["Snapshots"][0]["State"] == "completed"
 
 
+@ON_SQLITE_ONLY
 def test_a_kms_encrypted_volume_keeps_its_key(sk: Snapkeep, lab: LabServer) -> None:
     harness = LabHarness(lab.endpoint)
     inventory = live_inventory(sk.context)
@@ -248,6 +255,7 @@ def test_a_kms_encrypted_volume_keeps_its_key(sk: Snapkeep, lab: LabServer) -> N
     assert harness.volume_digest(new_id) == harness.volume_digest(volume_id)
 
 
+@ON_SQLITE_ONLY
 def test_restore_of_an_ebs_point_refuses_what_create_volume_would(sk: Snapkeep) -> None:
     arn, _ = volume_named(sk, "web-1:/dev/xvda")
     job = sk.service.start_backup_job("main", arn, ROLE)
@@ -265,6 +273,7 @@ def test_restore_of_an_ebs_point_refuses_what_create_volume_would(sk: Snapkeep) 
     assert sk.service.list_restore_jobs() == []
 
 
+@ON_SQLITE_ONLY
 def test_a_crash_after_create_snapshot_adopts_the_snapshot(sk: Snapkeep, monkeypatch: pytest.MonkeyPatch,
                                                            lab: LabServer) -> None:
     """The process dies after CreateSnapshot returned, before the id was recorded: the tag finds it again."""
@@ -297,6 +306,7 @@ def test_a_crash_after_create_snapshot_adopts_the_snapshot(sk: Snapkeep, monkeyp
     assert harness.snapshot_digest(made["SnapshotId"]) == harness.volume_digest(Arn.parse(arn).resource_id)
 
 
+@ON_SQLITE_ONLY
 def test_a_stopped_volume_job_leaves_no_snapshot(sk: Snapkeep, lab: LabServer) -> None:
     from snapkeep.engine.worker import run_one
     from tests.lab_flow import set_snapshot_seconds

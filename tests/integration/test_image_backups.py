@@ -1,5 +1,6 @@
 """Image-level backups from backup jobs: a vault with an image repository, incremental by changed blocks, cold
-storage (snapshots go, the image backup stays), expiry (the image backup is forgotten), and failures."""
+storage (snapshots go, the image backup stays), expiry (the image backup is forgotten), and failures. The
+incremental flow runs on SQLite and PostgreSQL, the others on SQLite (`ON_SQLITE_ONLY`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from snapkeep.imagestore.errors import ImageNotFound, WrongPassphrase
 from snapkeep.imagestore.format import BLOCK_SIZE
 from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
-from tests.lab_flow import ROLE, drain, instance_volumes, tagged_instances, volume_named
+from tests.lab_flow import ON_SQLITE_ONLY, ROLE, drain, instance_volumes, tagged_instances, volume_named
 
 PASSWORD = "correct horse battery staple"
 
@@ -157,6 +158,7 @@ def test_image_backups_follow_the_instance_incrementally_and_live_longer_than_sn
     assert [p for p in (repo_dir / "data").rglob("*") if p.is_file()] == []
 
 
+@ON_SQLITE_ONLY
 def test_vault_repository_refuses_what_would_fail_later(sk: Snapkeep, tmp_path: Path) -> None:
     with_password(sk)
     with pytest.raises(InvalidParameterValue):
@@ -173,6 +175,7 @@ def test_vault_repository_refuses_what_would_fail_later(sk: Snapkeep, tmp_path: 
         assert sk.store.get_vault(conn, "main")["image_repository"]["Url"] == str(tmp_path / "r")
 
 
+@ON_SQLITE_ONLY
 def test_a_job_whose_repository_cannot_be_opened_fails_and_leaves_no_snapshot(
         sk: Snapkeep, lab: LabServer, tmp_path: Path) -> None:
     with_password(sk)
@@ -189,6 +192,7 @@ def test_a_job_whose_repository_cannot_be_opened_fails_and_leaves_no_snapshot(
     assert ec2api.images_tagged(client, ec2api.TAG_BACKUP_JOB, job["BackupJobId"]) == []
 
 
+@ON_SQLITE_ONLY
 def test_cli_sets_and_shows_a_vault_repository(sk: Snapkeep, tmp_path: Path) -> None:
     env = {"SNAPKEEP_HOME": str(sk.settings.home), "SNAPKEEP_DATABASE_URL": sk.settings.database_url,
            "SNAPKEEP_REPO_PASSWORD": PASSWORD, "PATH": "/usr/bin:/bin"}
@@ -207,6 +211,7 @@ def test_cli_sets_and_shows_a_vault_repository(sk: Snapkeep, tmp_path: Path) -> 
     assert wrong.returncode == 6, wrong
 
 
+@ON_SQLITE_ONLY
 def test_s3_repository_wrapped_by_kms_retains_packs_past_the_point_delete_at(sk: Snapkeep, tmp_path: Path) -> None:
     """An S3 repository with Object Lock (GOVERNANCE), its key wrapped by a KMS key: no passphrase on the worker,
     packs in the vault's storage class, each retained at least until the recovery point's DeleteAt."""

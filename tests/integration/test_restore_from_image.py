@@ -1,4 +1,5 @@
-"""Restores from a recovery point's image backup, against the lab over HTTP on SQLite and PostgreSQL: the disks are
+"""Restores from a recovery point's image backup, against the lab over HTTP (the instance and volume restore on
+SQLite and PostgreSQL, the other flows on SQLite, `ON_SQLITE_ONLY`): the disks are
 written from the repository into new snapshots (EBS direct APIs) in the region asked for, a whole instance is
 launched from a temporary AMI over them, a point in cold storage (no snapshots left) restores too, and the
 temporary AMI and snapshots are gone when the job ends, COMPLETED or FAILED."""
@@ -22,7 +23,7 @@ from snapkeep.imagestore.keys import KdfParams, PassphraseKey
 from snapkeep.imagestore.repository import Repository
 from snapkeep.lab.harness import LabHarness
 from snapkeep.lab.server import LabServer
-from tests.lab_flow import ROLE, drain, instance_volumes, tagged_instances
+from tests.lab_flow import ON_SQLITE_ONLY, ROLE, drain, instance_volumes, tagged_instances
 
 PASSWORD = "restore from the image backup"
 FAST_KDF = KdfParams("argon2id", iterations=1, memory_kib=64, lanes=1)
@@ -196,6 +197,7 @@ def crash(sink: EbsBlockSink, **kwargs: Any) -> str:
     raise Crash
 
 
+@ON_SQLITE_ONLY
 def test_a_point_in_cold_storage_restores_from_its_image_backup_only(
         sk: Snapkeep, lab: LabServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lab_harness = LabHarness(lab.endpoint)  # not the fixture: it would reset the lab under `sk`'s fleet
@@ -232,6 +234,7 @@ def test_a_point_in_cold_storage_restores_from_its_image_backup_only(
     assert left["snapshots"] == [] and left["images"] == [] and len(left["instances"]) == 1
 
 
+@ON_SQLITE_ONLY
 def test_a_damaged_repository_fails_the_restore_and_leaves_nothing_behind(
         sk: Snapkeep, lab: LabServer, tmp_path: Path) -> None:
     lab_harness = LabHarness(lab.endpoint)  # not the fixture: it would reset the lab under `sk`'s fleet

@@ -1,4 +1,5 @@
-"""Restore jobs that go wrong, against the lab over HTTP on SQLite and PostgreSQL: each ends (FAILED or
+"""Restore jobs that go wrong, against the lab over HTTP (a volume restore made exactly once on SQLite and
+PostgreSQL, the other flows on SQLite, `ON_SQLITE_ONLY`): each ends (FAILED or
 COMPLETED), never loops, and a failed restore leaves no instance or volume tagged with its id behind."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from snapkeep.aws import ec2 as ec2api
 from snapkeep.domain.arn import Arn
 from snapkeep.engine.context import LeaseLost
 from snapkeep.engine.worker import run_one
-from tests.lab_flow import ROLE, drain, instance_volumes, tagged_instances
+from tests.lab_flow import ON_SQLITE_ONLY, ROLE, drain, instance_volumes, tagged_instances
 
 
 class Crash(BaseException):
@@ -57,6 +58,7 @@ def later(sk: Snapkeep, delta: timedelta) -> None:
     sk.context.clock = lambda: real() + delta
 
 
+@ON_SQLITE_ONLY
 def test_restore_of_a_deleted_recovery_point_fails_cleanly(sk: Snapkeep) -> None:
     rp, ec2, device = backed_up(sk)
     whole = sk.service.start_restore_job(rp, {})["RestoreJobId"]
@@ -73,6 +75,7 @@ def test_restore_of_a_deleted_recovery_point_fails_cleanly(sk: Snapkeep) -> None
         assert left_behind(ec2, job_id) == ([], [])
 
 
+@ON_SQLITE_ONLY
 def test_an_instance_that_stops_fails_the_job_and_is_terminated(sk: Snapkeep,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     rp, ec2, _ = backed_up(sk)
@@ -120,6 +123,7 @@ def test_an_instance_that_stops_fails_the_job_and_is_terminated(sk: Snapkeep,
     assert left_behind(ec2, refused_job)[0] == [kept]
 
 
+@ON_SQLITE_ONLY
 def test_failures_after_creation_leave_nothing_tagged(sk: Snapkeep, monkeypatch: pytest.MonkeyPatch) -> None:
     rp, ec2, device = backed_up(sk)
     # Termination protection on, and the data volumes kept on termination: cleanup still removes everything.
@@ -162,6 +166,7 @@ def test_failures_after_creation_leave_nothing_tagged(sk: Snapkeep, monkeypatch:
     assert left_behind(ec2, single) == ([], [])
 
 
+@ON_SQLITE_ONLY
 def test_a_restore_not_done_six_hours_after_its_creation_times_out(sk: Snapkeep) -> None:
     rp, ec2, _ = backed_up(sk)
     running = sk.service.start_restore_job(rp, {})["RestoreJobId"]
@@ -178,6 +183,7 @@ def test_a_restore_not_done_six_hours_after_its_creation_times_out(sk: Snapkeep)
     assert restore_row(sk, never_started)["step_data"].get("launch_requested") is None
 
 
+@ON_SQLITE_ONLY
 def test_a_transient_aws_error_is_retried_and_the_restore_completes(sk: Snapkeep,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     rp, ec2, _ = backed_up(sk)
