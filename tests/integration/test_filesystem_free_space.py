@@ -140,6 +140,16 @@ def test_layouts_read_otherwise_are_read_whole(tmp_path: Path, options: list[str
     assert free_space(read_at(image), 128 * MiB) is None
 
 
+def test_a_group_descriptor_pointing_past_the_filesystem_is_read_whole(tmp_path: Path) -> None:
+    image = tmp_path / "fs.img"
+    make_fs(image, 64 * MiB, ["-t", "ext2", "-b", "4096"])  # 32-byte descriptors in block 1
+    assert free_space(read_at(image), 64 * MiB) is not None
+    with image.open("r+b") as disk:
+        disk.seek(4096 + 8)  # group 0's inode table: its last blocks would lie past the filesystem's end
+        disk.write((64 * MiB // 4096 - 1).to_bytes(4, "little"))
+    assert free_space(read_at(image), 64 * MiB) is None
+
+
 def test_no_filesystem_or_a_truncated_one_is_read_whole(tmp_path: Path) -> None:
     noise = tmp_path / "noise.img"
     noise.write_bytes(random.Random(1).randbytes(4 * MiB))

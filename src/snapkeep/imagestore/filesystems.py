@@ -29,7 +29,7 @@ STATE_CLEAN, STATE_ERRORS = 0x1, 0x2
 # incompat: compression, needs_recovery, journal_dev, meta_bg refuse; the others do not touch block bitmaps.
 INCOMPAT_REFUSED = 0x1 | 0x4 | 0x8 | 0x10
 INCOMPAT_KNOWN = 0x2 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x1000 | 0x2000 | 0x4000 | 0x8000 | 0x10000 | 0x20000
-INCOMPAT_64BIT, INCOMPAT_FLEX_BG = 0x80, 0x200
+INCOMPAT_64BIT = 0x80
 # ro_compat: has_snapshot and bigalloc refuse (other bitmap meaning); the rest are known and harmless.
 RO_COMPAT_REFUSED = 0x80 | 0x200
 RO_COMPAT_KNOWN = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x100 | 0x400 | 0x800 | 0x1000 | 0x2000 | 0x4000 | 0x8000
@@ -151,7 +151,7 @@ def _ext4_free_space(read_at: ReadAt, fs: _Ext4, align: int) -> FreeSpace | None
             block_bitmap, inode_bitmap, inode_table = (block_bitmap | hi[0] << 32, inode_bitmap | hi[1] << 32,
                                                        inode_table | hi[2] << 32)
         for start, length in ((block_bitmap, 1), (inode_bitmap, 1), (inode_table, inode_table_blocks)):
-            if not fs.first_data_block <= start and start + length <= fs.blocks_count:
+            if not (fs.first_data_block <= start and start + length <= fs.blocks_count):
                 return None
             metadata.append((start, start + length))
         bitmaps.append((block_bitmap, flags))
