@@ -47,6 +47,24 @@ def test_argon2id_is_the_default_when_available() -> None:
     assert KdfParams.default().algorithm == ("argon2id" if argon2_available() else "scrypt")
 
 
+def test_argon2id_defaults_are_rfc_9106s_second_recommendation() -> None:
+    params = KdfParams("argon2id")
+    assert (params.iterations, params.memory_kib, params.lanes) == (3, 64 * 1024, 4)
+
+
+def test_key_file_parameters_decide_the_derivation_not_the_defaults() -> None:
+    """A key file written with p=1 (the earlier default) still opens, and lanes change the derived key."""
+    salt = os.urandom(16)
+    one, four = (KdfParams("argon2id", iterations=1, memory_kib=256, lanes=lanes) for lanes in (1, 4))
+    assert one.derive("pass", salt) != four.derive("pass", salt)
+    master = MasterKey.generate()
+    record, body = write_key_file(master, PassphraseKey("pass", kdf=one), now=NOW)
+    key_file = read_key_file(body, f"keys/{record.key_id}")
+    assert key_file.fields["kdf"]["lanes"] == 1
+    again = unwrap_master(key_file, PassphraseKey("pass"))
+    assert again.secret == master.secret
+
+
 @pytest.mark.parametrize("algorithm", ["argon2id", "scrypt"])
 def test_passphrase_key_file_round_trip(algorithm: str) -> None:
     master = MasterKey.generate()

@@ -14,6 +14,9 @@ LEAN_GROUPS = ("repo", "image")
 def run() -> None:
     argv = sys.argv[1:]
     if argv and argv[0] in LEAN_GROUPS:
+        from snapkeep.cli.early_unlock import start
+
+        start(argv, os.environ)  # the KDF runs while the command loads and parses (early_unlock.py says why)
         from snapkeep.cli.repos import main
 
         code = main(argv)

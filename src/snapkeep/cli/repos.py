@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from snapkeep.config import REPO_PASSWORD_ENV
+from snapkeep.config import REPO_ENV, REPO_PASSWORD_ENV
 from snapkeep.domain.errors import (
     InvalidParameterValue,
     MissingParameterValue,
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from snapkeep.imagestore.keys import KeyWrapping
     from snapkeep.imagestore.repository import Progress, Repository
 
-REPO_ENV = "SNAPKEEP_REPO"
 GROUPS = {
     "repo": "Image repositories: init, check, gc, stats, unlock (`snapkeep repo --help`).",
     "image": "Image backups of disk images and block devices: backup, list, restore, forget "
@@ -259,17 +258,22 @@ def start_opening(args: argparse.Namespace, *, storage_class: str | None = None)
     key is unlocked in a background thread while the caller loads the rest of its code and reads its input; the
     function returned finishes the opening."""
     from snapkeep.blobstores.base import BlobNotFound
+    from snapkeep.blobstores.urls import parse_repository_url
+    from snapkeep.cli.early_unlock import claim
     from snapkeep.imagestore.errors import RepositoryNotFound
     from snapkeep.imagestore.format import CONFIG_NAME
     from snapkeep.imagestore.keys import Unlocking
 
-    store = open_store(repo_url(args), storage_class=storage_class)
+    url = repo_url(args)
+    store = open_store(url, storage_class=storage_class)
     try:
         store.stat(CONFIG_NAME)
     except BlobNotFound:
         raise RepositoryNotFound(f"{store.location}: no repository there (no {CONFIG_NAME} object); create one with "
                                  "`snapkeep repo init`", field="--repo") from None
-    unlocking = Unlocking(store, _opening_key(store))
+    # The unlock `run` started before parsing, when it was for this repository and passphrase; else one now.
+    unlocking = claim(parse_repository_url(url, field="--repo").path, os.environ.get(REPO_PASSWORD_ENV) or None) \
+        or Unlocking(store, _opening_key(store))
 
     def finish() -> Repository:
         from snapkeep.imagestore.repository import Repository

@@ -64,9 +64,10 @@ class KdfParams:
     """argon2id: passes over memory."""
     memory_kib: int = 64 * 1024
     """argon2id: memory in KiB; scrypt: 128 * r * n bytes."""
-    lanes: int = 1
-    """argon2id: parallelism. 1: the implementation fills lanes one after another, so more lanes would only add
-    work for us, while a guess costs an attacker the same memory and passes either way."""
+    lanes: int = 4
+    """argon2id: parallelism, RFC 9106's p=4. A guess costs an attacker the same memory and passes whatever the
+    lanes, but the installed cryptography fills them on parallel threads: on 2 cores an unlock takes about 0.16 s
+    with 4 lanes against 0.21 s with 1, and every command waits for it."""
     n: int = 2**16
     r: int = 8
     p: int = 1
