@@ -18,7 +18,6 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,12 +26,11 @@ from snapkeep.blobstores.base import (
     RETENTION_MODES,
     BlobNotFound,
     BlobStore,
-    RangeReader,
     Retention,
     RetentionMode,
     whole_second_ceiling,
 )
-from snapkeep.blobstores.local import DIRECT_ALIGNMENT, aligned_buffer
+from snapkeep.blobstores.local import aligned_buffer
 from snapkeep.domain.clock import ensure_utc, iso_z, parse_iso
 from snapkeep.domain.errors import InvalidParameterValue, InvalidRequest, MissingParameterValue, ResourceNotFound
 from snapkeep.imagestore.chunks import ChunkIdentifier, is_zero
@@ -50,7 +48,6 @@ from snapkeep.imagestore.format import (
     DATA_PREFIX,
     DEFAULT_COMPRESSION_LEVEL,
     DEFAULT_PACK_SIZE,
-    ENVELOPE_OVERHEAD,
     FORMAT_VERSION,
     IMAGES_PREFIX,
     INDEX_PREFIX,
@@ -76,11 +73,10 @@ from snapkeep.imagestore.keys import (
 from snapkeep.imagestore.locks import DEFAULT_REFRESH_EVERY, DEFAULT_STALE_AFTER, LockManager
 from snapkeep.imagestore.manifest import BlockMap, Disk, Manifest, new_image_id
 from snapkeep.imagestore.packs import MAX_PACK_SIZE, PackBuffer, PackEntry, read_header
+from snapkeep.imagestore.restore import Blob, RestorePipeline, plan_reads
 from snapkeep.imagestore.sources import BlockSink, BlockSource, block_count
 
 CONFIG_VERSION = 1
-RESTORE_RUN_BLOCKS = 8
-"""A restore writes up to this many consecutive blocks (8 MiB) in one call."""
 PACK_BUFFERS = 3
 """Pack buffers per backup: one filling, one queued, one being written; workers wait when all are busy."""
 MIN_PACK_SIZE = 1024 * 1024
@@ -596,123 +592,26 @@ class Repository:
             raise InvalidParameterValue(f"target: holds {sink.size} bytes, disk {target.name} needs {target.size}",
                                         field="target")
         index = self.index(reload=True)
-        # chunk location -> the block indexes holding that chunk, grouped by pack
-        by_pack: dict[int, dict[int, tuple[int, int, bytes, list[int]]]] = {}
+        # pack id -> offset -> the chunk there and every block holding it
+        blobs: dict[bytes, dict[int, Blob]] = {}
         for block, chunk_id in target.block_map.items():
             location = index.lookup(chunk_id)
             if location is None:
                 raise DamagedObject(image_name(manifest.image_id),
                                     f"block {block} needs chunk {chunk_id.hex()[:16]}…, which no index lists "
                                     "(run check; rebuild_index recovers it if its pack is intact)")
-            blobs = by_pack.setdefault(location.pack_number, {})
-            entry = blobs.get(location.offset)
-            if entry is None:
-                blobs[location.offset] = (location.length, location.raw_length, chunk_id, [block])
-            else:
-                entry[3].append(block)
-        total_blocks = target.block_count
+            pack = blobs.setdefault(index.pack_id(location.pack_number), {})
+            blob = pack.get(location.offset)
+            if blob is None:
+                pack[location.offset] = blob = Blob(location.length, location.raw_length, chunk_id)
+            blob.blocks.append(block)
         present = len(target.block_map)
         tally = _Tally(present, progress)
-        buffers = _RestoreBuffers()
-        # One worker per core: each holds a pack's range and a run of blocks (about 12 MiB), and writes are
-        # large and sequential, so more workers would add memory, not speed.
-        workers = workers or max(2, min(4, os.cpu_count() or 2))
-        with ThreadPoolExecutor(max_workers=_workers(workers), thread_name_prefix="snapkeep-restore") as pool:
-            futures = [pool.submit(self._restore_pack, index.pack_id(number), blobs, target, sink, verify, buffers)
-                       for number, blobs in sorted(by_pack.items())]
-            zero_blocks = total_blocks - present
-            if not sink.zeroed and zero_blocks:
-                futures.append(pool.submit(self._write_zeros, target, sink))
-            written = 0
-            try:
-                for future in futures:
-                    blocks, count = future.result()
-                    written += count
-                    tally.add(blocks, count, 0)
-            finally:
-                for future in futures:
-                    future.cancel()
-        return RestoreResult(present, zero_blocks, written)
-
-    def _restore_pack(self, pack_id: bytes, blobs: dict[int, tuple[int, int, bytes, list[int]]], target: Disk,
-                      sink: BlockSink, verify: bool, buffers: _RestoreBuffers) -> tuple[int, int]:
-        """Read a pack's wanted ranges into a reused buffer, decrypt and decompress each chunk straight into its
-        place in a run of consecutive target blocks, and write each run with one call where the sink can."""
-        name = pack_name(pack_id)
-        buffers = buffers.mine()
-        blocks = written = 0
-        for start, end, members in _ranges(blobs):
-            data = self._read_range(name, start, end, buffers)
-            targets = sorted((block, offset) for offset in members for block in blobs[offset][3])
-            run: list[tuple[int, int]] = []
-            for block, offset in targets:
-                if run and (block != run[-1][0] + 1 or len(run) == RESTORE_RUN_BLOCKS):
-                    written += self._write_run(name, run, data, start, blobs, target, sink, verify, buffers)
-                    blocks += len(run)
-                    run = []
-                run.append((block, offset))
-            if run:
-                written += self._write_run(name, run, data, start, blobs, target, sink, verify, buffers)
-                blocks += len(run)
-        return blocks, written
-
-    def _read_range(self, name: str, start: int, end: int, buffers: _RestoreBuffers) -> memoryview:
-        """Bytes [start, end) of a pack; a local store reads them (page-aligned, bypassing the cache) into the
-        worker's reused buffer."""
-        if isinstance(self.store, RangeReader):
-            first = start - start % DIRECT_ALIGNMENT
-            length = -(-(end - first) // DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT
-            view = buffers.pack(length)[:length]
-            count = self.store.read_into(name, first, view)
-            if count < end - first:
-                raise DamagedObject(name, f"ends before byte {end}, where the index places a chunk")
-            return view[start - first:end - first]
-        data = memoryview(self.store.get_range(name, start, end - start))
-        if len(data) != end - start:
-            raise DamagedObject(name, f"ends before byte {end}, where the index places a chunk")
-        return data
-
-    def _write_run(self, name: str, run: list[tuple[int, int]], data: memoryview, start: int,
-                   blobs: dict[int, tuple[int, int, bytes, list[int]]], target: Disk, sink: BlockSink, verify: bool,
-                   buffers: _RestoreBuffers) -> int:
-        out = buffers.run
-        decoded: dict[int, int] = {}
-        position = 0
-        for block, offset in run:
-            length, raw_length, chunk_id, _ = blobs[offset]
-            where = f"{name} @ {offset}"
-            expected = min(BLOCK_SIZE, target.size - block * BLOCK_SIZE)
-            slot = out[position:position + BLOCK_SIZE]
-            if offset in decoded:  # the same chunk twice in one run: copy what is decoded already
-                slot[:expected] = out[decoded[offset]:decoded[offset] + expected]
-            else:
-                size = self.codec.open_into(BlobType.CHUNK, chunk_id, data[offset - start:offset - start + length],
-                                            slot, buffers.scratch, where=where)
-                if size != raw_length:
-                    raise DamagedObject(where, f"holds {size} bytes, the index says {raw_length}")
-                if size != expected:
-                    raise DamagedObject(where, f"chunk of {size} bytes for block {block}, which holds {expected}")
-                if verify and self.chunk_ids.of(slot[:size]) != chunk_id:
-                    raise DamagedObject(where, "its content does not hash to its chunk id")
-                decoded[offset] = position
-            position += expected
-        _write_blocks(sink, run[0][0], out[:position])
-        return position
-
-    @staticmethod
-    def _write_zeros(target: Disk, sink: BlockSink) -> tuple[int, int]:
-        present = set(target.block_map.indexes)
-        zeros = memoryview(aligned_buffer(RESTORE_RUN_BLOCKS * BLOCK_SIZE))
-        first = count = 0
-        for block in range(target.block_count + 1):
-            absent = block < target.block_count and block not in present
-            if count and (not absent or count == RESTORE_RUN_BLOCKS):
-                end = min((first + count) * BLOCK_SIZE, target.size)
-                _write_blocks(sink, first, zeros[:end - first * BLOCK_SIZE])
-                count = 0
-            if absent:
-                first, count = (first, count + 1) if count else (block, 1)
-        return 0, 0
+        reads = [read for pack_id, pack in sorted(blobs.items()) for read in plan_reads(pack_id, pack)]
+        pipeline = RestorePipeline(self.store, self.codec, self.chunk_ids, target, sink, verify=verify,
+                                   decoders=None if workers is None else _workers(workers))
+        _, written = pipeline.run(reads, blobs, lambda blocks, size: tally.add(blocks, size, 0))
+        return RestoreResult(present, target.block_count - present, written)
 
     # --- stats -----------------------------------------------------------------------------------------------
 
@@ -746,21 +645,6 @@ def _workers(workers: int | None) -> int:
     return workers
 
 
-def _ranges(blobs: Mapping[int, tuple[int, int, bytes, list[int]]],
-            gap: int = 1024 * 1024) -> list[tuple[int, int, list[int]]]:
-    """Coalesce a pack's wanted blobs into byte ranges: one read per run of blobs less than `gap` apart."""
-    ranges: list[tuple[int, int, list[int]]] = []
-    for offset in sorted(blobs):
-        end = offset + blobs[offset][0]
-        if ranges and offset - ranges[-1][1] <= gap:
-            start, _, members = ranges[-1]
-            members.append(offset)
-            ranges[-1] = (start, max(end, ranges[-1][1]), members)
-        else:
-            ranges.append((offset, end, [offset]))
-    return ranges
-
-
 class _Tally:
     """Counts for the progress callback and the manifest's stats (updated from the calling thread only)."""
 
@@ -781,41 +665,6 @@ class _Tally:
     def stats(self) -> dict[str, int]:
         return {"blocks_read": self.done, "blocks_zero": self.zero, "blocks_new": self.new,
                 "bytes_read": self.read, "bytes_stored": self.stored}
-
-
-def _write_blocks(sink: BlockSink, first: int, data: memoryview) -> None:
-    """Consecutive blocks in one write where the sink takes that (a raw file), else block by block."""
-    write_blocks = getattr(sink, "write_blocks", None)
-    if write_blocks is not None:
-        write_blocks(first, data)
-        return
-    for position in range(0, len(data), BLOCK_SIZE):
-        sink.write_block(first + position // BLOCK_SIZE, data[position:position + BLOCK_SIZE])
-
-
-class _RestoreBuffers:
-    """Each restore worker's reused buffers: the pack range it reads, the run of blocks it writes (page-aligned,
-    for direct I/O) and a scratch slot for compressed payloads."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self.run = memoryview(bytearray(0))
-        self.scratch = memoryview(bytearray(0))
-        self._pack = memoryview(bytearray(0))
-
-    def mine(self) -> _RestoreBuffers:
-        own: _RestoreBuffers | None = getattr(self._local, "buffers", None)
-        if own is None:
-            own = _RestoreBuffers()
-            own.run = memoryview(aligned_buffer(RESTORE_RUN_BLOCKS * BLOCK_SIZE))
-            own.scratch = memoryview(bytearray(BLOCK_SIZE + ENVELOPE_OVERHEAD))
-            self._local.buffers = own
-        return own
-
-    def pack(self, length: int) -> memoryview:
-        if len(self._pack) < length:
-            self._pack = memoryview(aligned_buffer(length))
-        return self._pack
 
 
 class _PackWriter:
