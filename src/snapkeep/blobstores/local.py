@@ -18,7 +18,6 @@ import errno
 import fcntl
 import mmap
 import os
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,7 +112,7 @@ class LocalBlobStore:
         try:
             temp_dir.mkdir(parents=True, exist_ok=True)
             path.parent.mkdir(parents=True, exist_ok=True)
-            temp = temp_dir / f"{secrets.token_hex(8)}-{path.name}"
+            temp = temp_dir / f"{os.urandom(8).hex()}-{path.name}"
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 _write_file(fd, memoryview(data))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -99,7 +98,7 @@ class LockManager:
             return LockState(name, modified, True, readable=False)
 
     def _write(self, lock_id: bytes, exclusive: bool, created: datetime) -> None:
-        body = {"exclusive": exclusive, "hostname": socket.gethostname(), "pid": os.getpid(),
+        body = {"exclusive": exclusive, "hostname": os.uname().nodename, "pid": os.getpid(),
                 "created": created.isoformat(), "refreshed": self._clock().isoformat()}
         sealed = self._codec.seal(BlobType.LOCK, lock_id, json.dumps(body, sort_keys=True).encode())
         self._store.put(lock_name(lock_id), sealed)

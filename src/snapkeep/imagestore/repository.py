@@ -15,7 +15,6 @@ import json
 import mmap
 import os
 import queue
-import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -231,7 +230,7 @@ class Repository:
         now = ensure_utc(clock())
         master = MasterKey.generate()
         config = RepositoryConfig(master.repository_id, now, pack_size, compression_level, object_lock_mode)
-        record, body = write_key_file(master, key, now=now, hostname=socket.gethostname())
+        record, body = write_key_file(master, key, now=now, hostname=os.uname().nodename)
         store.put(key_name(record.key_id), body)
         codec = BlobCodec(master.blob_key, compression_level)
         store.put(CONFIG_NAME, codec.seal(BlobType.CONFIG, CONFIG_ID, config.encode()))
@@ -258,7 +257,7 @@ class Repository:
     # --- keys ------------------------------------------------------------------------------------------------
 
     def add_key(self, key: KeyWrapping) -> KeyFile:
-        record, body = write_key_file(self.master, key, now=self.clock(), hostname=socket.gethostname())
+        record, body = write_key_file(self.master, key, now=self.clock(), hostname=os.uname().nodename)
         self.store.put(key_name(record.key_id), body)
         return record
 
