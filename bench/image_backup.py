@@ -25,6 +25,11 @@ the caches were warm), then the tool's program is loaded once (`--version`, or S
 phase starts with cold images and repositories but not with a cold executable, as for a resident service. The
 report shows medians over `--repeat` repetitions and the verdicts for the targets. Not part of the test run.
 
+After Snapkeep's restore, `disk-floor` measures the disk alone doing what any restore from that repository must:
+reading every pack file while writing as many bytes as the restore wrote, both with O_DIRECT in the restore's
+request sizes and nothing decoded. It is the floor under a restore on this machine; where the disk is the limit,
+the restore ratio against restic says more about the disk than about the tools.
+
 Snapkeep's full backup reads only the blocks the image's ext4 filesystem uses (its free space restores as zeros);
 `snapkeep-whole` is the same Snapkeep with `--read-free-space`, reading every block as restic and borg do, so
 the report shows the engine both ways. The verdicts are for `snapkeep`, the default.
@@ -73,6 +78,9 @@ PEAK_RSS_MIB = 128.0
 
 PHASES = ("full", "incremental", "sibling", "restore")
 TOOLS = ("snapkeep", "snapkeep-whole", "restic", "borg")
+DISK_FLOOR = "disk-floor"
+FLOOR_READ = 8 * MiB
+FLOOR_WRITE = 4 * MiB
 
 
 class BenchError(Exception):
@@ -493,6 +501,59 @@ def tree_bytes(path: Path) -> int:
     return total
 
 
+def disk_floor(packs: Path, write_bytes: int, scratch: Path) -> float:
+    """Seconds this disk takes to read every file under `packs` while writing `write_bytes` to a new file, both
+    with O_DIRECT (8 MiB reads, 4 MiB writes, as a Snapkeep restore issues them) and nothing decoded."""
+    import mmap
+    import threading
+
+    files = sorted(path for path in packs.rglob("*") if path.is_file())
+    errors: list[BaseException] = []
+
+    def read_all() -> None:
+        buffer = memoryview(mmap.mmap(-1, FLOOR_READ))
+        for path in files:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+            try:
+                offset = 0
+                while (count := os.preadv(fd, [buffer], offset)) == len(buffer):
+                    offset += count
+            finally:
+                os.close(fd)
+
+    def write_all() -> None:
+        buffer = memoryview(mmap.mmap(-1, FLOOR_WRITE))
+        buffer[:] = b"\x5a" * FLOOR_WRITE  # not zeros: nothing below may skip or compress them
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+        try:
+            for offset in range(0, write_bytes, FLOOR_WRITE):
+                os.pwrite(fd, buffer, offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def guarded(work: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # reported by the caller
+                errors.append(exc)
+        return run
+
+    drop_caches()
+    start = time.perf_counter()
+    threads = [threading.Thread(target=guarded(work)) for work in (read_all, write_all)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    scratch.unlink(missing_ok=True)
+    if errors:
+        raise BenchError(f"the disk-floor measurement failed: {errors[0]}")
+    return seconds
+
+
 def drop_caches() -> bool:
     """Drop the page cache so every phase reads from disk; False when this process may not."""
     os.sync()
@@ -772,6 +833,12 @@ def run_tool(tool: Tool, images: ImageSet, repetition: int, drop: bool, keep: bo
                                         child.peak_rss_kib / 1024, before, tree_bytes(repo), dropped, identical,
                                         sync_seconds=child.sync))
         log(f"  {tool.name:<14} restore     {child.wall:7.2f} s  {'identical' if identical else 'DIFFERENT'}")
+        if tool.name == "snapkeep" and drop:
+            written = restored.stat().st_blocks * 512  # the restore leaves what it did not write as holes
+            floor = disk_floor(repo / "data", written, target / "disk-floor.scratch")
+            measurements.append(Measurement(DISK_FLOOR, repetition, "restore", floor, 0.0, 0.0, 0.0, 0, 0, True))
+            log(f"  {DISK_FLOOR:<14} restore     {floor:7.2f} s  (read {tree_bytes(repo / 'data') / 1e6:.0f} MB of "
+                f"packs while writing {written / 1e6:.0f} MB)")
         shutil.rmtree(target)
     finally:
         if not keep:
@@ -824,7 +891,13 @@ def verdicts(table: dict[tuple[str, str], Median], images: ImageSet) -> list[Ver
         if ours is None or theirs is None:
             return Verdict(target, None, "not measured")
         ratio = theirs.wall / ours.wall
-        return Verdict(target, ratio >= factor, f"{ratio:.1f}x ({ours.wall:.2f} s against {theirs.wall:.2f} s)")
+        detail = f"{ratio:.1f}x ({ours.wall:.2f} s against {theirs.wall:.2f} s)"
+        floor = get(DISK_FLOOR, phase)
+        if floor is not None:
+            reach = "within" if floor.wall < theirs.wall / factor else "beyond"
+            detail += (f"; the disk alone takes {floor.wall:.2f} s for its reads and writes, so {factor:g}x "
+                       f"({theirs.wall / factor:.2f} s) is {reach} this disk's reach")
+        return Verdict(target, ratio >= factor, detail)
 
     def growth(phase: str, floor: int) -> Verdict:
         ours = get("snapkeep", phase)
@@ -882,7 +955,7 @@ def report(table: dict[tuple[str, str], Median], measurements: list[Measurement]
             lines.append(f"{phase if number == 0 else '':<12} {tool:<14} {value.wall:>7.2f} {value.sync:>6.2f} "
                          f"{images.size / value.wall / 1e6:>6.0f} {value.user:>7.2f} {value.system:>6.2f} "
                          f"{value.peak_rss_mib:>12.0f} {value.growth / MiB:>10.1f}")
-    restores = [m for m in measurements if m.phase == "restore"]
+    restores = [m for m in measurements if m.phase == "restore" and m.tool != DISK_FLOOR]
     bad = [f"{m.tool} #{m.repetition}" for m in restores if not m.restore_identical]
     lines.append(f"restores identical to the source: {len(restores) - len(bad)} of {len(restores)}"
                  + (f" (DIFFERENT: {', '.join(bad)})" if bad else ""))
@@ -958,7 +1031,8 @@ def main(argv: list[str]) -> int:
         load.append(os.getloadavg()[0])
         table = medians(measurements)
         judged = verdicts(table, images)
-        print(report(table, measurements, images, judged, tools, load))
+        shown = [*tools, *([DISK_FLOOR] if any(m.tool == DISK_FLOOR for m in measurements) else [])]
+        print(report(table, measurements, images, judged, shown, load))
         if args.json:
             document = {
                 "machine": machine(), "versions": {driver.name: driver.version() for driver in drivers},
@@ -969,7 +1043,8 @@ def main(argv: list[str]) -> int:
                 "verdicts": [asdict(verdict) for verdict in judged],
             }
             args.json.write_text(json.dumps(document, indent=2) + "\n")
-        return 0 if all(m.restore_identical for m in measurements if m.phase == "restore") else 1
+        return 0 if all(m.restore_identical for m in measurements
+                        if m.phase == "restore" and m.tool != DISK_FLOOR) else 1
     except BenchError as error:
         log(f"error: {error}")
         return 2

@@ -116,3 +116,16 @@ def test_built_images_are_reused_only_when_the_recipe_matches(tmp_path: Path) ->
     other = bench.build_images(tmp_path, 32 * 1024 * 1024, 2)
     assert other.info["seed"] == 2 and other.base.stat().st_mtime_ns != stamp
     shutil.rmtree(tmp_path / "images")
+
+
+def test_disk_floor_reads_every_pack_and_writes_the_bytes_asked(tmp_path: Path) -> None:
+    packs = tmp_path / "data"
+    (packs / "ab").mkdir(parents=True)
+    for number, size in enumerate((3 * 1024 * 1024, 9 * 1024 * 1024 + 4096)):
+        (packs / "ab" / f"pack{number}").write_bytes(random.Random(number).randbytes(size))
+    scratch = tmp_path / "floor.scratch"
+    seconds = bench.disk_floor(packs, 12 * 1024 * 1024, scratch)
+    assert 0 < seconds < 60
+    assert not scratch.exists()
+    with pytest.raises(bench.BenchError, match="disk-floor measurement failed"):
+        bench.disk_floor(packs, 4 * 1024 * 1024, tmp_path / "missing" / "floor.scratch")
