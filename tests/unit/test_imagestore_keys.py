@@ -52,6 +52,21 @@ def test_argon2id_defaults_are_rfc_9106s_second_recommendation() -> None:
     assert (params.iterations, params.memory_kib, params.lanes) == (3, 64 * 1024, 4)
 
 
+@pytest.mark.parametrize("lanes", [1, 4])
+def test_libargon2_and_cryptography_derive_the_same_key(lanes: int) -> None:
+    """Either implementation opens the other's key files: the KDF uses libargon2 where argon2-cffi is installed
+    and cryptography's Argon2id otherwise."""
+    from argon2.low_level import Type, hash_secret_raw
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+    for passphrase, salt in (("pass", bytes(16)), ("correct horse ✓", os.urandom(16))):
+        expected = Argon2id(salt=salt, length=32, iterations=2, lanes=lanes, memory_cost=1024).derive(
+            passphrase.encode())
+        assert hash_secret_raw(passphrase.encode(), salt, time_cost=2, memory_cost=1024, parallelism=lanes,
+                               hash_len=32, type=Type.ID) == expected
+        assert KdfParams("argon2id", iterations=2, memory_kib=1024, lanes=lanes).derive(passphrase, salt) == expected
+
+
 def test_key_file_parameters_decide_the_derivation_not_the_defaults() -> None:
     """A key file written with p=1 (the earlier default) still opens, and lanes change the derived key."""
     salt = os.urandom(16)

@@ -1,6 +1,6 @@
 """The passphrase KDF of a `repo`/`image` command, started before the command is even parsed.
 
-Unwrapping the repository key (Argon2id over 64 MiB, about 0.16 s on 2 cores) is the longest step of a small
+Unwrapping the repository key (Argon2id over 64 MiB, about 0.12 s on 2 cores) is the longest step of a small
 incremental backup, and the lean CLI loads about 40 ms of modules and parses its arguments before it knows what
 to open. So `snapkeep.cli.__main__` hands the raw arguments here first: for a local repository named by `--repo`
 (or SNAPKEEP_REPO) with the passphrase in SNAPKEEP_REPO_PASSWORD, the key files are read and the KDF runs on a
