@@ -437,6 +437,24 @@ def test_bad_writes_are_refused_and_change_nothing(lab_kit: LabKit, sessions: Se
     assert restored_volume_digest(lab_kit, restored) == lab_kit.harness.volume_digest(volume)
 
 
+def test_a_verified_digest_becomes_the_checksum_as_given(lab_kit: LabKit, sessions: SessionProvider) -> None:
+    """write_verified_block sends the caller's SHA-256 without hashing the block again (the restore verified it),
+    so EBS itself refuses a wrong one; a short block is padded and hashed here, whatever digest came with it."""
+    good, tail = block("v1"), b"end" * 100
+    with EbsBlockSink(sessions, "us-east-1", GIB - 1000) as sink:
+        sink.write_verified_block(1, good, hashlib.sha256(good).digest())
+        sink.write_verified_block(2047, tail, hashlib.sha256(tail).digest())
+        restored = sink.complete()
+        assert sink.stats.blocks_written == 2
+    volume = lab_kit.volume()
+    lab_kit.write_blocks(volume, {1: good, 2047: tail})
+    assert restored_volume_digest(lab_kit, restored) == lab_kit.harness.volume_digest(volume)
+    with EbsBlockSink(sessions, "us-east-1", GIB) as sink:
+        sink.write_verified_block(3, good, hashlib.sha256(b"other bytes").digest())
+        with pytest.raises(InvalidParameterValue, match="checksum of block 3 does not match"):
+            sink.complete()
+
+
 def test_an_encrypted_restore_uses_the_key_given(lab_kit: LabKit, sessions: SessionProvider) -> None:
     key = lab_kit.clients("kms").create_key()["KeyMetadata"]["Arn"]
     with EbsBlockSink(sessions, "us-east-1", 2 * GIB, encrypted=True, kms_key_arn=key) as sink:

@@ -4,6 +4,7 @@ that progress is reported on the caller's thread, and that a chunk sealed under 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import threading
@@ -174,3 +175,41 @@ def test_a_failing_target_stops_the_restore_with_its_error(random_image: tuple[R
         repo.restore(manifest.image_id, FailingSink(manifest.size))
     assert no_restore_threads()
     assert list(repo.store.list(LOCKS_PREFIX)) == []  # the restore's shared lock is released
+
+
+class RecordingDigestSink:
+    """A zeroed target that takes blocks with their verified SHA-256 (as the EBS sink does) and records how each
+    arrived."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.zeroed = True
+        self.data = bytearray(size)
+        self.verified: dict[int, bytes] = {}
+        self.plain: list[int] = []
+        self.lock = threading.Lock()
+
+    def write_block(self, index: int, data: bytes | memoryview) -> None:
+        with self.lock:
+            self.plain.append(index)
+            self.data[index * BLOCK_SIZE:index * BLOCK_SIZE + len(data)] = data
+
+    def write_verified_block(self, index: int, data: bytes | memoryview, sha256_digest: bytes) -> None:
+        with self.lock:
+            self.verified[index] = sha256_digest
+            self.data[index * BLOCK_SIZE:index * BLOCK_SIZE + len(data)] = data
+
+
+def test_a_digest_sink_gets_each_block_with_the_sha256_it_was_verified_against(
+        random_image: tuple[Repository, Manifest, bytes]) -> None:
+    repo, manifest, content = random_image
+    sink = RecordingDigestSink(manifest.size)
+    repo.restore(manifest.image_id, sink)
+    assert bytes(sink.data) == content
+    assert sink.plain == [] and sorted(sink.verified) == [0, 1, 2, 4, 5, 6]
+    for index, digest in sink.verified.items():
+        assert digest == hashlib.sha256(content[index * BLOCK_SIZE:(index + 1) * BLOCK_SIZE]).digest()
+    unverified = RecordingDigestSink(manifest.size)
+    repo.restore(manifest.image_id, unverified, verify=False)  # nothing verified: the sink hashes for itself
+    assert bytes(unverified.data) == content
+    assert unverified.verified == {} and sorted(unverified.plain) == [0, 1, 2, 4, 5, 6]

@@ -1059,6 +1059,17 @@ class EbsBlockSink:
         return self._client.transport_name
 
     def write_block(self, index: int, data: bytes | memoryview) -> None:
+        self._write(index, data, None)
+
+    def write_verified_block(self, index: int, data: bytes | memoryview, sha256_digest: bytes) -> None:
+        """A whole block whose SHA-256 the caller computed over exactly these bytes (the restore, verifying the
+        chunk): it becomes the PutSnapshotBlock checksum without hashing the block again."""
+        if len(data) != BLOCK_SIZE or len(sha256_digest) != 32:
+            self._write(index, data, None)  # a short block is padded, so its checksum is not the caller's
+            return
+        self._write(index, data, sha256_digest)
+
+    def _write(self, index: int, data: bytes | memoryview, known_digest: bytes | None) -> None:
         if index < 0 or index * BLOCK_SIZE >= self.size:
             raise InvalidParameterValue(f"block index: {index} is outside the {self.volume_size_gib} GiB snapshot "
                                         f"{self.snapshot_id}", field="block_index")
@@ -1078,7 +1089,7 @@ class EbsBlockSink:
                 return
             digest = ZERO_DIGEST
         else:
-            digest = hashlib.sha256(block).digest()
+            digest = known_digest or hashlib.sha256(block).digest()
         if self._unchanged is not None and self._unchanged(index, digest):
             with self._lock:
                 self.stats.unchanged_skipped += 1

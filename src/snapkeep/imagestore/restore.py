@@ -12,6 +12,7 @@ reaches it; where the CPU is, both cores decode all the time.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import threading
@@ -23,7 +24,7 @@ from snapkeep.blobstores.base import RangeReader
 from snapkeep.blobstores.local import DIRECT_ALIGNMENT, aligned_buffer
 from snapkeep.imagestore.errors import DamagedObject
 from snapkeep.imagestore.format import BLOCK_SIZE, ENVELOPE_OVERHEAD, BlobType, pack_name
-from snapkeep.imagestore.sources import BlockSink
+from snapkeep.imagestore.sources import BlockSink, DigestSink
 
 if TYPE_CHECKING:
     from snapkeep.blobstores.base import BlobStore
@@ -171,8 +172,10 @@ class RestorePipeline:
         self.runs = _Pool(self.decoders + 2, lambda: memoryview(aligned_buffer(RESTORE_RUN_BLOCKS * BLOCK_SIZE)),
                           self.stop)
         self.decode_queue: queue.Queue[tuple[_Range, list[tuple[int, int]]] | None] = queue.Queue()
-        # (first block, bytes, the run buffer to give back or None for zeros, blocks for progress)
-        self.write_queue: queue.Queue[tuple[int, memoryview, memoryview | None, int] | None] = queue.Queue()
+        # (first block, bytes, the run buffer to give back or None for zeros, each block's verified SHA-256)
+        self.write_queue: queue.Queue[tuple[int, memoryview, memoryview | None, list[bytes] | None] | None] = \
+            queue.Queue()
+        self.digest_sink = isinstance(sink, DigestSink)
         self.done: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self.totals = [0, 0]
         """Blocks and bytes written from chunks, counted on the calling thread."""
@@ -293,22 +296,25 @@ class RestorePipeline:
                 return
             held, run = item
             out = self.runs.take()
+            digests: list[bytes] = []
             try:
-                size = self._decode_run(held, run, blobs[held.read.pack_id], out, scratch)
+                size = self._decode_run(held, run, blobs[held.read.pack_id], out, scratch, digests)
             except BaseException:
                 self.runs.give(out)
                 raise
             finally:
                 if held.done_one():
                     self.ranges.give(held.buffer)
-            self.write_queue.put((run[0][0], out[:size], out, len(run)))
+            self.write_queue.put((run[0][0], out[:size], out, digests if len(digests) == len(run) else None))
 
     def _decode_run(self, held: _Range, run: list[tuple[int, int]], blobs: Mapping[int, Blob], out: memoryview,
-                    scratch: memoryview) -> int:
-        """Decrypt and decompress each chunk of a run straight into its place in `out`; the run's byte length."""
+                    scratch: memoryview, digests: list[bytes]) -> int:
+        """Decrypt and decompress each chunk of a run straight into its place in `out`; the run's byte length.
+        Verifying, each block's SHA-256 goes to `digests` (a DigestSink need not hash it again)."""
         name = pack_name(held.read.pack_id)
         start = held.read.start
         decoded: dict[int, int] = {}
+        verified: dict[int, bytes] = {}
         position = 0
         for block, offset in run:
             blob = blobs[offset]
@@ -317,6 +323,8 @@ class RestorePipeline:
             slot = out[position:position + BLOCK_SIZE]
             if offset in decoded:  # the same chunk twice in one run: copy what is decoded already
                 slot[:expected] = out[decoded[offset]:decoded[offset] + expected]
+                if offset in verified:
+                    digests.append(verified[offset])
             else:
                 size = self.codec.open_into(BlobType.CHUNK, blob.chunk_id,
                                             held.data[offset - start:offset - start + blob.length], slot, scratch,
@@ -325,8 +333,12 @@ class RestorePipeline:
                     raise DamagedObject(where, f"holds {size} bytes, the index says {blob.raw_length}")
                 if size != expected:
                     raise DamagedObject(where, f"chunk of {size} bytes for block {block}, which holds {expected}")
-                if self.verify and self.chunk_ids.of(slot[:size]) != blob.chunk_id:
-                    raise DamagedObject(where, "its content does not hash to its chunk id")
+                if self.verify:
+                    digest = hashlib.sha256(slot[:size]).digest()
+                    if self.chunk_ids.from_digest(digest) != blob.chunk_id:
+                        raise DamagedObject(where, "its content does not hash to its chunk id")
+                    verified[offset] = digest
+                    digests.append(digest)
                 decoded[offset] = position
             position += expected
         return position
@@ -336,14 +348,20 @@ class RestorePipeline:
             item = self._get(self.write_queue)
             if item is None:
                 return
-            first, data, buffer, blocks = item
+            first, data, buffer, digests = item
             try:
-                write_blocks(self.sink, first, data)
+                if digests is not None and self.digest_sink:
+                    assert isinstance(self.sink, DigestSink)
+                    for number, digest in enumerate(digests):
+                        self.sink.write_verified_block(first + number, data[number * BLOCK_SIZE:
+                                                                            (number + 1) * BLOCK_SIZE], digest)
+                else:
+                    write_blocks(self.sink, first, data)
             finally:
                 if buffer is not None:
                     self.runs.give(buffer)
             if buffer is not None:  # zero runs are not the image's blocks: they do not count as restored
-                self.done.put((blocks, len(data)))
+                self.done.put((-(-len(data) // BLOCK_SIZE), len(data)))
 
     def _queue_zeros(self) -> None:
         """The blocks the image does not hold, as zero runs for the writer (a device is not zeroed for us)."""
@@ -354,7 +372,7 @@ class RestorePipeline:
             absent = block < self.target.block_count and block not in present
             if count and (not absent or count == RESTORE_RUN_BLOCKS):
                 end = min((first + count) * BLOCK_SIZE, self.target.size)
-                self.write_queue.put((first, zeros[:end - first * BLOCK_SIZE], None, count))
+                self.write_queue.put((first, zeros[:end - first * BLOCK_SIZE], None, None))
                 count = 0
             if absent:
                 first, count = (first, count + 1) if count else (block, 1)

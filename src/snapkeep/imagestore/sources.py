@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from itertools import accumulate, chain
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from snapkeep.blobstores.local import DIRECT_ALIGNMENT, is_aligned, open_direct, pwrite_all
 from snapkeep.domain.errors import DependencyFailure, InvalidParameterValue, ResourceNotFound
@@ -58,6 +58,14 @@ class BlockSink(Protocol):
         ...
 
     def write_block(self, index: int, data: bytes | memoryview) -> None: ...
+
+
+@runtime_checkable
+class DigestSink(Protocol):
+    """An optional sink capability: a block handed over with the SHA-256 digest the restore verified it against,
+    so a sink that must send one (PutSnapshotBlock's checksum) does not hash the block a second time."""
+
+    def write_verified_block(self, index: int, data: bytes | memoryview, sha256_digest: bytes) -> None: ...
 
 
 def block_count(size: int) -> int:
