@@ -894,9 +894,11 @@ def verdicts(table: dict[tuple[str, str], Median], images: ImageSet) -> list[Ver
         detail = f"{ratio:.1f}x ({ours.wall:.2f} s against {theirs.wall:.2f} s)"
         floor = get(DISK_FLOOR, phase)
         if floor is not None:
-            reach = "within" if floor.wall < theirs.wall / factor else "beyond"
-            detail += (f"; the disk alone takes {floor.wall:.2f} s for its reads and writes, so {factor:g}x "
-                       f"({theirs.wall / factor:.2f} s) is {reach} this disk's reach")
+            allowed = theirs.wall / factor
+            left = (f"leaving {allowed - floor.wall:.2f} s for everything else" if floor.wall < allowed
+                    else "more than that on its own")
+            detail += (f"; {factor:g}x allows {allowed:.2f} s, and the disk alone takes {floor.wall:.2f} s to read "
+                       f"the packs and write the image, {left}")
         return Verdict(target, ratio >= factor, detail)
 
     def growth(phase: str, floor: int) -> Verdict:

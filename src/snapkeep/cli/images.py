@@ -1,8 +1,9 @@
 """`snapkeep image ...`: back up a raw disk image or block device into a repository, list, restore, forget.
 
-Bad input is refused before the repository is opened or anything is written: a missing file, a changed-block
-list that is not one block index per line within the disk, --changed-blocks without --parent. An unknown parent
-is refused after opening, still before anything is written.
+Bad input is refused before the repository is opened or anything is written (only the key may already be
+unlocking, which reads: cli/early_unlock.py): a missing file, a changed-block list that is not one block index
+per line within the disk, --changed-blocks without --parent. An unknown parent is refused after opening, still
+before anything is written.
 """
 
 from __future__ import annotations
