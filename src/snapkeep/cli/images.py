@@ -200,8 +200,8 @@ def add_image_commands(groups: argparse._SubParsersAction[Parser]) -> None:
         description="Back up FILE_OR_DEVICE as a new image backup (zero blocks are not stored; blocks already in "
                     "the repository are stored once). With --parent and --changed-blocks only the listed 512 KiB "
                     "blocks are read and the rest come from the parent. A full read skips the free space of a "
-                    "cleanly unmounted ext2/3/4 filesystem on the disk (it restores as zeros) unless "
-                    "--read-free-space is given.")
+                    "cleanly unmounted ext2/3/4 filesystem on the disk or in its GPT or MBR partitions (it "
+                    "restores as zeros) unless --read-free-space is given.")
     add_common(backup)
     backup.add_argument("source", metavar="FILE_OR_DEVICE")
     backup.add_argument("--parent", metavar="ID", help="The image backup this one follows (id or unique prefix)")

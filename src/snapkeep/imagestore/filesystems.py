@@ -1,12 +1,12 @@
 """Free space of a filesystem on a disk, so a full image backup of a raw image or block device reads only the
 blocks the filesystem uses; the rest restores as zeros (Veeam calls this BitLooker).
 
-Only what can be read safely is used: an ext4 (or ext2/ext3) filesystem at the start of the disk that was cleanly
-unmounted (state "clean", no journal to replay; a mounted or crashed filesystem is neither, since the kernel marks
-the on-disk superblock while mounted) and has no feature that changes how its block bitmaps are read (meta_bg,
-bigalloc, snapshots, compression). Anything else, or anything that does not add up, answers None: read every
-block. A block bitmap whose group was never initialised (BLOCK_UNINIT) is replaced by that group's metadata, as
-the kernel does.
+Only what can be read safely is used: an ext4 (or ext2/ext3) filesystem, at the start of the disk or in a
+partition of a GPT or MBR table that checks out (`partitions`), that was cleanly unmounted (state "clean", no
+journal to replay; a mounted or crashed filesystem is neither, since the kernel marks the on-disk superblock while
+mounted) and has no feature that changes how its block bitmaps are read (meta_bg, bigalloc, snapshots,
+compression). Anything else, or anything that does not add up, answers None: read every block. A block bitmap
+whose group was never initialised (BLOCK_UNINIT) is replaced by that group's metadata, as the kernel does.
 
 Layout (little-endian), from the ext4 disk layout: the superblock is the 1024 bytes at byte 1024; the group
 descriptors start in the block after the superblock's; bit i of group g's block bitmap (least significant bit
@@ -19,6 +19,8 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from snapkeep.imagestore.partitions import partitions
 
 ReadAt = Callable[[int, int], bytes]
 """read_at(offset, length): `length` bytes of the disk from byte `offset` (fewer only at its end)."""
@@ -72,15 +74,47 @@ class _Ext4:
 
 
 def free_space(read_at: ReadAt, disk_size: int, *, align: int = 1) -> FreeSpace | None:
-    """The free space of the filesystem at the start of the disk, in whole `align`-byte units (a partly used unit
-    is used); None when there is none this module can read safely."""
+    """The free space of the filesystem at the start of the disk, or of those in its partitions, in whole
+    `align`-byte units of the disk (a partly used unit is used); None when there is none this module can read
+    safely. Everything outside the filesystems found (partition tables, gaps, other partitions) counts as used."""
     try:
-        fs = _ext4_superblock(read_at(SUPERBLOCK_OFFSET, 1024), disk_size)
-        if fs is None:
+        whole = _ext4_at(read_at, 0, disk_size)
+        if whole is not None:
+            return FreeSpace("ext4", _aligned(whole, align))
+        table = partitions(read_at, disk_size)
+        if table is None:
             return None
-        return _ext4_free_space(read_at, fs, align)
+        scheme, found = table
+        free: list[tuple[int, int]] = []
+        numbers = []
+        for partition in found:
+            inside = _ext4_at(read_at, partition.start, partition.length)
+            if inside is not None:
+                free += inside
+                numbers.append(str(partition.number))
+        if not numbers:
+            return None
+        return FreeSpace(f"{scheme}: ext4 in partition {', '.join(numbers)}", _aligned(sorted(free), align))
     except (struct.error, ValueError):  # short reads, out-of-range fields: not a filesystem to trust
         return None
+
+
+def _ext4_at(read_at: ReadAt, start: int, length: int) -> list[tuple[int, int]] | None:
+    """The free byte ranges (of the disk) of a clean ext4 filesystem in [start, start + length), or None."""
+    def read(offset: int, count: int) -> bytes:
+        return read_at(start + offset, max(0, min(count, length - offset)))
+
+    fs = _ext4_superblock(read(SUPERBLOCK_OFFSET, 1024), length)
+    if fs is None:
+        return None
+    free = _ext4_free_space(read, fs)
+    return None if free is None else [(start + first, start + end) for first, end in free]
+
+
+def _aligned(free: list[tuple[int, int]], align: int) -> list[tuple[int, int]]:
+    """Whole `align`-byte units inside each range; ranges that hold none are dropped."""
+    units = [(-(-start // align) * align, end // align * align) for start, end in free]
+    return [(start, end) for start, end in units if start < end]
 
 
 def _ext4_superblock(sb: bytes, disk_size: int) -> _Ext4 | None:
@@ -133,7 +167,7 @@ def _has_super(fs: _Ext4, group: int) -> bool:
     return False
 
 
-def _ext4_free_space(read_at: ReadAt, fs: _Ext4, align: int) -> FreeSpace | None:
+def _ext4_free_space(read_at: ReadAt, fs: _Ext4) -> list[tuple[int, int]] | None:
     bs = fs.block_size
     gdt_blocks = -(-fs.groups * fs.desc_size // bs)
     table = read_at((fs.first_data_block + 1) * bs, gdt_blocks * bs)
@@ -180,8 +214,7 @@ def _ext4_free_space(read_at: ReadAt, fs: _Ext4, align: int) -> FreeSpace | None
             free[-1] = (free[-1][0], max(free[-1][1], end * bs))
         else:
             free.append((start * bs, end * bs))
-    aligned = [(-(-start // align) * align, end // align * align) for start, end in free]
-    return FreeSpace("ext4", [(start, end) for start, end in aligned if start < end])
+    return free
 
 
 def _complement(ranges: list[tuple[int, int]], first: int, last: int) -> list[tuple[int, int]]:
