@@ -197,9 +197,28 @@ def crash(sink: EbsBlockSink, **kwargs: Any) -> str:
     raise Crash
 
 
+REAL_COMPLETE = EbsBlockSink.complete
+
+
+def crash_after_sealing(sink: EbsBlockSink, **kwargs: Any) -> str:
+    REAL_COMPLETE(sink, **kwargs)
+    raise Crash
+
+
+# Where the worker dies while writing a disk:
+# * "writing": every block written, nothing sealed yet: the retry writes the same snapshot again (the same
+#   StartSnapshot client token) instead of leaving it behind and starting another;
+# * "before-sealing": the seal recorded, CompleteSnapshot not sent: the retry sends it;
+# * "after-sealing": CompleteSnapshot sent: the retry's CompleteSnapshot is refused (EBS takes no blocks or seal
+#   twice), and it waits for the snapshot instead of failing the job.
+CRASH_POINTS = {"writing": ("flush", crash), "before-sealing": ("complete", crash),
+                "after-sealing": ("complete", crash_after_sealing)}
+
+
 @ON_SQLITE_ONLY
+@pytest.mark.parametrize("crash_point", list(CRASH_POINTS))
 def test_a_point_in_cold_storage_restores_from_its_image_backup_only(
-        sk: Snapkeep, lab: LabServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        sk: Snapkeep, lab: LabServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_point: str) -> None:
     lab_harness = LabHarness(lab.endpoint)  # not the fixture: it would reset the lab under `sk`'s fleet
     point, before = backed_up_instance(sk, lab_harness)
     rp = point["recovery_point_arn"]
@@ -211,17 +230,23 @@ def test_a_point_in_cold_storage_restores_from_its_image_backup_only(
     assert refused.value.field == "Metadata.RestoreFrom" and "ImageBackup" in refused.value.message
     assert len(sk.service.list_restore_jobs()) == jobs_before
 
-    # The worker dies after writing a disk's blocks, before sealing its snapshot: the retry continues that same
-    # snapshot (same StartSnapshot client token) instead of leaving it behind and starting another.
+    # The worker dies while writing a disk (CRASH_POINTS): the retry finishes that same snapshot. After sealing,
+    # the snapshot stays pending for a while (as EBS's do for minutes), so the retry finds it still pending.
     job_id = sk.service.start_restore_job(rp, {})["RestoreJobId"]
-    real_complete = EbsBlockSink.complete
-    monkeypatch.setattr(EbsBlockSink, "complete", crash)
-    with pytest.raises(Crash):
-        drain(sk, timeout=60)
-    monkeypatch.setattr(EbsBlockSink, "complete", real_complete)
+    method, replacement = CRASH_POINTS[crash_point]
+    pending_for = float(lab_harness.config()["SnapshotSeconds"])
+    lab_harness.set_snapshot_seconds(3.0)
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(EbsBlockSink, method, replacement)
+            with pytest.raises(Crash):
+                drain(sk, timeout=60)
+    finally:
+        lab_harness.set_snapshot_seconds(pending_for)
     interrupted = step_data(sk, job_id)
     assert interrupted["source"] == "ImageBackup" and not interrupted.get("restored_snapshots")
     [(volume_id, record)] = interrupted["writing"].items()
+    assert bool(record.get("sealing")) == (crash_point != "writing")
     real = sk.context.clock
     sk.context.clock = lambda: real() + timedelta(seconds=sk.settings.lease_seconds + 1)  # its lease runs out
     drain(sk, timeout=60)

@@ -963,6 +963,18 @@ class SinkStats:
     zeros_written: int = 0
 
 
+def complete_snapshot(ebs: Any, snapshot_id: str, count: int, checksum: str | None) -> str:
+    """CompleteSnapshot with the number of blocks written and their LINEAR aggregate checksum (`aggregate_checksum`;
+    None: sent without one); the status EBS answers. Also what a restore retried after a crash calls with the
+    count and checksum it recorded before sealing."""
+    request: dict[str, Any] = {"SnapshotId": snapshot_id, "ChangedBlocksCount": count}
+    if count and checksum:
+        request.update(Checksum=checksum, ChecksumAlgorithm=CHECKSUM_ALGORITHM, ChecksumAggregationMethod="LINEAR")
+    with aws_errors(f"CompleteSnapshot {snapshot_id}"):
+        answer = ebs.complete_snapshot(**request)
+    return str(answer.get("Status", "pending"))
+
+
 class EbsBlockSink:
     """A new EBS snapshot as a BlockSink: StartSnapshot now, PutSnapshotBlock per block written, CompleteSnapshot in
     complete().
@@ -1139,14 +1151,10 @@ class EbsBlockSink:
         """Seal the snapshot (CompleteSnapshot) and, with `wait`, return once EC2 reports it completed."""
         self.flush()
         count, checksum = self.aggregate_checksum()
-        request: dict[str, Any] = {"SnapshotId": self.snapshot_id, "ChangedBlocksCount": count}
-        if count:
-            request.update(Checksum=checksum, ChecksumAlgorithm=CHECKSUM_ALGORITHM, ChecksumAggregationMethod="LINEAR")
-        with aws_errors(f"CompleteSnapshot {self.snapshot_id}"):
-            answer = self._ebs().complete_snapshot(**request)
+        status = complete_snapshot(self._ebs(), self.snapshot_id, count, checksum)
         with self._lock:
             self._completed = True
-        self.status = str(answer.get("Status", "pending"))
+        self.status = status
         if wait:
             self.wait_completed(wait_seconds, poll_seconds)
         self._close_client()

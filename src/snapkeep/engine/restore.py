@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from snapkeep.aws import ec2 as ec2api
-from snapkeep.aws.ebs_blocks import EbsBlockSink
+from snapkeep.aws.ebs_blocks import EbsBlockSink, complete_snapshot
 from snapkeep.aws.ec2 import TransientAwsError
 from snapkeep.catalog import tables
 from snapkeep.domain.arn import instance_arn, volume_arn
@@ -568,6 +568,8 @@ def _write_disks(ctx: EngineContext, job: Job, point: dict[str, Any],
             done[volume_id] = str(record["SnapshotId"])
             writing.pop(volume_id)
         elif state == "pending" and record.get("sealing"):
+            if "ChangedBlocksCount" in record and not record.get("sealed"):
+                _seal_again(ctx, job, volume_id, record)
             return None
         elif state != "pending":  # error or gone: start over with a new snapshot
             with contextlib.suppress(ResourceNotFound):
@@ -592,6 +594,25 @@ def _write_disks(ctx: EngineContext, job: Job, point: dict[str, Any],
         done[vol["VolumeId"]] = _write_disk(ctx, job, point, repo, vol, sizes[vol["VolumeId"]],
                                             (finished / total, sizes[vol["VolumeId"]] / total))
     return {v["VolumeId"]: done[v["VolumeId"]] for v in volumes}
+
+
+def _seal_again(ctx: EngineContext, job: Job, volume_id: str, record: dict[str, Any]) -> None:
+    """Send the CompleteSnapshot an earlier attempt recorded and may have died before sending (every block was
+    written by then). EBS refuses it when that attempt did send it: either way the snapshot is sealed, and EC2's
+    state says when it is completed (or that it failed, and the disk is written again)."""
+    ebs = ctx.sessions.client("ebs", _target_region(job), ctx.role_for(job["account_id"]))
+    try:
+        complete_snapshot(ebs, str(record["SnapshotId"]), int(record["ChangedBlocksCount"]),
+                          record.get("Checksum"))
+    except TransientAwsError:
+        raise
+    except SnapkeepError as exc:
+        log.info("restore job %s: %s was sealed already (%s)", job["restore_job_id"], record["SnapshotId"],
+                 exc.message)
+    data = dict(job["step_data"])
+    writing = dict(data.get("writing") or {})
+    writing[volume_id] = dict(record, sealed=True)
+    _save(ctx, job, step_data=dict(data, writing=writing))
 
 
 def _snapshot_state(client: Any, snapshot_id: str) -> str:
@@ -642,11 +663,14 @@ def _write_disk(ctx: EngineContext, job: Job, point: dict[str, Any], repo: Any, 
         except SnapkeepError as exc:
             raise RestoreFailed(f"Restoring volume {volume_id} from the image backup {backup['ImageId']} in "
                                 f"{backup['RepositoryUrl']} failed: {exc.message}") from exc
-        # Sealed from here on: a retry must wait for this snapshot, not write to it again. (A crash before this
-        # save leaves it open to the retry's writes, which redo every block through the same StartSnapshot.)
-        snapshot_id = sink.complete(wait=False)
-        record["sealing"] = True
+        # Sealed from here on, recorded before CompleteSnapshot is sent: a retry must not write to this snapshot
+        # again (EBS refuses blocks once it is sealed) but send the same CompleteSnapshot, in case this process
+        # dies before it does. (A crash before this save leaves the snapshot open to the retry's writes, which
+        # redo every block through the same StartSnapshot.)
+        count, checksum = sink.aggregate_checksum()
+        record.update(sealing=True, ChangedBlocksCount=count, Checksum=checksum)
         _save(ctx, job, step_data=dict(job["step_data"], writing=dict(writing, **{volume_id: record})))
+        snapshot_id = sink.complete(wait=False)
         sink.wait_completed()
     finally:
         sink.close()
