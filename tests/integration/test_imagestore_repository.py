@@ -475,6 +475,24 @@ def test_check_reads_a_sample_of_packs(two_images: tuple[Repository, Manifest, M
         check(repo, read_data=101)
 
 
+def test_check_reports_damage_in_several_packs_in_pack_order(
+        two_images: tuple[Repository, Manifest, Manifest]) -> None:
+    """Packs are verified side by side; every damaged one is reported, in pack order, with the images it hurts."""
+    repo, base, child = two_images
+    names = sorted(info.name for info in repo.store.list("data/"))
+    assert len(names) >= 3
+    damaged = names[::2]
+    for name in damaged:
+        data = bytearray(repo.store.get(name))
+        data[len(data) // 3] ^= 0x01  # inside a blob: its tag fails, and the pack no longer hashes to its name
+        repo.store.put(name, bytes(data))
+    report = check(repo, read_data=100)
+    assert report.packs_read == len(names)
+    reported = [p.object_name.split(" @ ")[0] for p in report.problems]
+    assert sorted(set(reported)) == damaged and reported == sorted(reported)
+    assert set(report.damaged_images) <= {base.image_id, child.image_id} and report.damaged_images
+
+
 def test_check_reports_a_missing_pack(two_images: tuple[Repository, Manifest, Manifest]) -> None:
     repo, base, _child = two_images
     chunk = base.disks[0].block_map.get(0)
