@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import typer
 
     from snapkeep.blobstores.base import BlobStore
+    from snapkeep.blobstores.urls import RepositoryUrl
     from snapkeep.imagestore.keys import KeyWrapping
     from snapkeep.imagestore.repository import Progress, Repository
 
@@ -184,12 +185,12 @@ def _s3_client() -> Any:
         "s3", config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60))
 
 
-def open_store(url: str, *, storage_class: str | None = None) -> BlobStore:
+def open_store(url: str | RepositoryUrl, *, storage_class: str | None = None) -> BlobStore:
     """A blob store from a repository URL: a local path (or file://) or s3://bucket/prefix."""
     from snapkeep.blobstores.urls import open_blob_store, parse_repository_url
 
-    return open_blob_store(parse_repository_url(url, field="--repo"), _s3_client, storage_class=storage_class,
-                           field="--storage-class")
+    location = parse_repository_url(url, field="--repo") if isinstance(url, str) else url
+    return open_blob_store(location, _s3_client, storage_class=storage_class, field="--storage-class")
 
 
 def _kms_client(key_id: str) -> Any:
@@ -264,15 +265,15 @@ def start_opening(args: argparse.Namespace, *, storage_class: str | None = None)
     from snapkeep.imagestore.format import CONFIG_NAME
     from snapkeep.imagestore.keys import Unlocking
 
-    url = repo_url(args)
-    store = open_store(url, storage_class=storage_class)
+    location = parse_repository_url(repo_url(args), field="--repo")
+    store = open_store(location, storage_class=storage_class)
     try:
         store.stat(CONFIG_NAME)
     except BlobNotFound:
         raise RepositoryNotFound(f"{store.location}: no repository there (no {CONFIG_NAME} object); create one with "
                                  "`snapkeep repo init`", field="--repo") from None
     # The unlock `run` started before parsing, when it was for this repository and passphrase; else one now.
-    unlocking = claim(parse_repository_url(url, field="--repo").path, os.environ.get(REPO_PASSWORD_ENV) or None) \
+    unlocking = claim(location.path, os.environ.get(REPO_PASSWORD_ENV) or None) \
         or Unlocking(store, _opening_key(store))
 
     def finish() -> Repository:

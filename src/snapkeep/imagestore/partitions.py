@@ -57,7 +57,8 @@ def partitions(read_at: ReadAt, disk_size: int) -> tuple[str, list[Partition]] |
         if status not in (0x00, 0x80) or first == 0 or (first + count) * MBR_SIZE > disk_size:
             return None
         found.append(Partition(first * MBR_SIZE, count * MBR_SIZE, number))
-    return ("mbr", sorted(found)) if found and _disjoint(found) else None
+    found.sort()
+    return ("mbr", found) if found and _disjoint(found) else None
 
 
 def _gpt(read_at: ReadAt, disk_size: int, sector: int) -> list[Partition] | None:
@@ -88,6 +89,6 @@ def _gpt(read_at: ReadAt, disk_size: int, sector: int) -> list[Partition] | None
     return found if _disjoint(found) else None
 
 
-def _disjoint(found: list[Partition]) -> bool:
-    ordered = sorted(found)
+def _disjoint(ordered: list[Partition]) -> bool:
+    """True when partitions in disk order do not overlap."""
     return all(a.start + a.length <= b.start for a, b in pairwise(ordered))

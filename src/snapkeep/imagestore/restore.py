@@ -18,7 +18,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from snapkeep.blobstores.base import RangeReader
 from snapkeep.blobstores.local import DIRECT_ALIGNMENT, aligned_buffer
@@ -60,8 +60,8 @@ class PackRead:
     offsets: list[int]
 
 
-class ProgressSink(Protocol):
-    def __call__(self, blocks: int, written: int) -> None: ...
+ProgressSink = Callable[[int, int], None]
+"""Called with (blocks, bytes) written since the last call, on the thread that runs the restore."""
 
 
 def plan_reads(pack_id: bytes, blobs: Mapping[int, Blob], *, gap: int = RESTORE_READ_GAP,
