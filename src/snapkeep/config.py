@@ -9,12 +9,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from snapkeep.domain.errors import InvalidParameterValue
+from snapkeep.env_names import REPO_PASSWORD_ENV
 
 LAB_FILE = "lab.json"
-REPO_PASSWORD_ENV = "SNAPKEEP_REPO_PASSWORD"
-"""The passphrase of image repositories not wrapped by KMS, for the service's workers and the CLI alike."""
-REPO_ENV = "SNAPKEEP_REPO"
-"""The repository URL of `snapkeep repo|image` commands given no --repo."""
 # A worker renews its lease every third of it; a lease shorter than this would expire on any slow write.
 MIN_LEASE_SECONDS = 5.0
 

@@ -12,6 +12,7 @@ import pytest
 
 from snapkeep.blobstores.local import LocalBlobStore
 from snapkeep.domain.errors import InvalidParameterValue
+from snapkeep.imagestore import argon2id
 from snapkeep.imagestore.errors import DamagedObject, WrongPassphrase
 from snapkeep.imagestore.keys import (
     KdfParams,
@@ -52,19 +53,72 @@ def test_argon2id_defaults_are_rfc_9106s_second_recommendation() -> None:
     assert (params.iterations, params.memory_kib, params.lanes) == (3, 64 * 1024, 4)
 
 
+def test_libargon2_gives_the_reference_implementations_known_answer() -> None:
+    """phc-winner-argon2's test.c: Argon2id v1.3, t=2, m=64 MiB, p=1, "password" salted with "somesalt"."""
+    assert argon2id.derive(b"password", b"somesalt", iterations=2, memory_kib=65536, lanes=1).hex() == \
+        "09316115d5cf24ed5a15a31a3ba326e5cf32edc24702987c02b6566f61913cf7"
+
+
+def test_libargon2_refuses_what_it_cannot_derive() -> None:
+    with pytest.raises(ValueError, match="argon2id: Salt is too short"):
+        argon2id.derive(b"pass", b"salt", iterations=1, memory_kib=64, lanes=1)
+
+
+@pytest.mark.parametrize(("iterations", "memory_kib", "lanes", "within"), [
+    (3, 65536, 4, True), (1, 8, 1, True), (64, 4 * 1024 * 1024, 64, True),
+    (0, 65536, 4, False), (65, 65536, 4, False), (3, 31, 4, False), (3, 4 * 1024 * 1024 + 1, 4, False),
+    (3, 65536, 0, False), (3, 65536, 65, False),
+])
+def test_argon2id_bounds(iterations: int, memory_kib: int, lanes: int, within: bool) -> None:
+    assert argon2id.within_bounds(iterations, memory_kib, lanes) is within
+    if not within:
+        with pytest.raises(InvalidParameterValue, match="argon2id needs"):
+            KdfParams("argon2id", iterations=iterations, memory_kib=memory_kib, lanes=lanes).check()
+
+
 @pytest.mark.parametrize("lanes", [1, 4])
 def test_libargon2_and_cryptography_derive_the_same_key(lanes: int) -> None:
-    """Either implementation opens the other's key files: the KDF uses libargon2 where argon2-cffi is installed
+    """Either implementation opens the other's key files: the KDF uses libargon2 where its bindings are installed
     and cryptography's Argon2id otherwise."""
-    from argon2.low_level import Type, hash_secret_raw
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
     for passphrase, salt in (("pass", bytes(16)), ("correct horse ✓", os.urandom(16))):
         expected = Argon2id(salt=salt, length=32, iterations=2, lanes=lanes, memory_cost=1024).derive(
             passphrase.encode())
-        assert hash_secret_raw(passphrase.encode(), salt, time_cost=2, memory_cost=1024, parallelism=lanes,
-                               hash_len=32, type=Type.ID) == expected
+        assert argon2id.derive(passphrase.encode(), salt, iterations=2, memory_kib=1024, lanes=lanes) == expected
         assert KdfParams("argon2id", iterations=2, memory_kib=1024, lanes=lanes).derive(passphrase, salt) == expected
+
+
+class _Precomputed:
+    """A PrecomputedKdf holding one derivation, counting how often it is asked."""
+
+    def __init__(self, salt: bytes, params: KdfParams, key: bytes) -> None:
+        self.made = (salt, params.iterations, params.memory_kib, params.lanes)
+        self.key = key
+        self.asked = 0
+
+    def argon2id_key(self, salt: bytes, iterations: int, memory_kib: int, lanes: int) -> bytes | None:
+        self.asked += 1
+        return self.key if (salt, iterations, memory_kib, lanes) == self.made else None
+
+
+def test_a_precomputed_key_is_used_only_for_its_salt_and_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    master = MasterKey.generate()
+    params = FAST["argon2id"]
+    record, body = write_key_file(master, PassphraseKey("pass", params), now=NOW)
+    key_file = read_key_file(body, f"keys/{record.key_id}")
+    salt = base64.b64decode(key_file.fields["kdf"]["salt"])
+    precomputed = _Precomputed(salt, params, params.derive("pass", salt))
+    derived: list[bytes] = []
+    real_derive = KdfParams.derive
+    monkeypatch.setattr(KdfParams, "derive", lambda self, p, s: derived.append(s) or real_derive(self, p, s))
+
+    assert unwrap_master(key_file, PassphraseKey("pass", precomputed=precomputed)).secret == master.secret
+    assert (precomputed.asked, derived) == (1, [])  # the precomputed key opened it: no derivation
+
+    other = _Precomputed(os.urandom(16), params, b"x" * 32)  # made for another key file
+    assert unwrap_master(key_file, PassphraseKey("pass", precomputed=other)).secret == master.secret
+    assert (other.asked, derived) == (1, [salt])  # not used: derived from the passphrase instead
 
 
 def test_key_file_parameters_decide_the_derivation_not_the_defaults() -> None:

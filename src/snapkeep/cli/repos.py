@@ -18,19 +18,19 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from snapkeep.config import REPO_ENV, REPO_PASSWORD_ENV
 from snapkeep.domain.errors import (
     InvalidParameterValue,
     MissingParameterValue,
     SnapkeepError,
 )
+from snapkeep.env_names import REPO_ENV, REPO_PASSWORD_ENV
 
 if TYPE_CHECKING:
     import typer
 
     from snapkeep.blobstores.base import BlobStore
     from snapkeep.blobstores.urls import RepositoryUrl
-    from snapkeep.imagestore.keys import KeyWrapping
+    from snapkeep.imagestore.keys import KeyWrapping, PrecomputedKdf
     from snapkeep.imagestore.repository import Progress, Repository
 
 GROUPS = {
@@ -238,19 +238,21 @@ def ask_passphrase(*, confirm: bool) -> str:
     return passphrase
 
 
-def _opening_key(store: BlobStore) -> KeyWrapping:
+def _opening_key(store: BlobStore, precomputed: PrecomputedKdf | None = None) -> KeyWrapping:
     """The passphrase when one is set; else a KMS key file's key when the repository has one; else ask."""
     from snapkeep.imagestore.format import KEYS_PREFIX
     from snapkeep.imagestore.keys import PassphraseKey, read_key_file
 
-    if not os.environ.get(REPO_PASSWORD_ENV):
-        for info in store.list(KEYS_PREFIX):
-            try:
-                key_file = read_key_file(store.get(info.name), info.name)
-            except SnapkeepError:
-                continue  # Repository.open reports what it cannot use
-            if key_file.kind == "kms" and key_file.fields.get("kms_key_id"):
-                return _kms_key(str(key_file.fields["kms_key_id"]))
+    passphrase = os.environ.get(REPO_PASSWORD_ENV)
+    if passphrase:
+        return PassphraseKey(passphrase, precomputed=precomputed)
+    for info in store.list(KEYS_PREFIX):
+        try:
+            key_file = read_key_file(store.get(info.name), info.name)
+        except SnapkeepError:
+            continue  # Repository.open reports what it cannot use
+        if key_file.kind == "kms" and key_file.fields.get("kms_key_id"):
+            return _kms_key(str(key_file.fields["kms_key_id"]))
     return PassphraseKey(ask_passphrase(confirm=False))
 
 
@@ -272,9 +274,8 @@ def start_opening(args: argparse.Namespace, *, storage_class: str | None = None)
     except BlobNotFound:
         raise RepositoryNotFound(f"{store.location}: no repository there (no {CONFIG_NAME} object); create one with "
                                  "`snapkeep repo init`", field="--repo") from None
-    # The unlock `run` started before parsing, when it was for this repository and passphrase; else one now.
-    unlocking = claim(location.path, os.environ.get(REPO_PASSWORD_ENV) or None) \
-        or Unlocking(store, _opening_key(store))
+    # The key `run` began deriving before parsing is used when it was for this repository and passphrase.
+    unlocking = Unlocking(store, _opening_key(store, claim(location.path, os.environ.get(REPO_PASSWORD_ENV) or None)))
 
     def finish() -> Repository:
         from snapkeep.imagestore.repository import Repository

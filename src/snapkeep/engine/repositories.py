@@ -15,9 +15,9 @@ from typing import Any
 from snapkeep.blobstores.base import RETENTION_MODES, RetentionMode
 from snapkeep.blobstores.s3 import STORAGE_CLASSES
 from snapkeep.blobstores.urls import RepositoryUrl, check_storage_class, open_blob_store, parse_repository_url
-from snapkeep.config import REPO_PASSWORD_ENV
 from snapkeep.domain.errors import InvalidParameterValue, InvalidRequest
 from snapkeep.engine.context import EngineContext
+from snapkeep.env_names import REPO_PASSWORD_ENV
 from snapkeep.imagestore.errors import RepositoryNotFound
 from snapkeep.imagestore.keys import KeyWrapping, KmsKey, PassphraseKey, kms_key_region
 from snapkeep.imagestore.repository import Repository

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from snapkeep.domain.clock import iso_z
 from snapkeep.domain.errors import InvalidParameterValue
+from snapkeep.imagestore import argon2id
 from snapkeep.imagestore.errors import DamagedObject, UnsupportedFormat, WrongPassphrase
 from snapkeep.imagestore.format import KEYS_PREFIX
 
@@ -35,11 +36,6 @@ try:  # cryptography >= 44
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 except ImportError:  # pragma: no cover - older cryptography: scrypt only
     Argon2id = None  # type: ignore[assignment,misc]
-try:  # libargon2 runs one thread per lane: a quarter less time to unlock than cryptography's Argon2id on 2 cores
-    from argon2.low_level import Type as _Argon2Type
-    from argon2.low_level import hash_secret_raw as _libargon2
-except ImportError:  # pragma: no cover - argon2-cffi is a dependency; cryptography derives the same key
-    _libargon2 = None  # type: ignore[assignment]
 
 SECRET_SIZE = 32
 REPOSITORY_ID_SIZE = 32
@@ -51,12 +47,12 @@ PURPOSES = {
     "chunk-id": b"snapkeep/v1/chunk-id",
 }
 # Refuse key files that would make opening take absurd memory or time (a damaged or hostile key file).
-MAX_KDF_MEMORY_KIB = 4 * 1024 * 1024
-MAX_KDF_ITERATIONS = 64
+MAX_KDF_MEMORY_KIB = argon2id.MAX_MEMORY_KIB
+MAX_KDF_ITERATIONS = argon2id.MAX_ITERATIONS
 
 
 def argon2_available() -> bool:
-    return Argon2id is not None or _libargon2 is not None
+    return Argon2id is not None or argon2id.available()
 
 
 @dataclass(frozen=True)
@@ -106,10 +102,10 @@ class KdfParams:
 
     def check(self, where: str = "kdf") -> None:
         if self.algorithm == "argon2id":
-            if not (1 <= self.iterations <= MAX_KDF_ITERATIONS and 1 <= self.lanes <= 64
-                    and 8 * self.lanes <= self.memory_kib <= MAX_KDF_MEMORY_KIB):
+            if not argon2id.within_bounds(self.iterations, self.memory_kib, self.lanes):
                 raise InvalidParameterValue(
-                    f"{where}: argon2id needs 1..{MAX_KDF_ITERATIONS} iterations, 1..64 lanes and 8*lanes.."
+                    f"{where}: argon2id needs 1..{MAX_KDF_ITERATIONS} iterations, 1..{argon2id.MAX_LANES} lanes and "
+                    f"8*lanes.."
                     f"{MAX_KDF_MEMORY_KIB} KiB of memory; got {self.iterations}, {self.lanes}, {self.memory_kib}",
                     field="kdf",
                 )
@@ -128,9 +124,9 @@ class KdfParams:
     def derive(self, passphrase: str, salt: bytes) -> bytes:
         secret = passphrase.encode("utf-8")
         if self.algorithm == "argon2id":
-            if _libargon2 is not None:
-                return bytes(_libargon2(secret, salt, time_cost=self.iterations, memory_cost=self.memory_kib,
-                                        parallelism=self.lanes, hash_len=32, type=_Argon2Type.ID))
+            if argon2id.available():
+                return argon2id.derive(secret, salt, iterations=self.iterations, memory_kib=self.memory_kib,
+                                       lanes=self.lanes)
             if Argon2id is None:
                 raise UnsupportedFormat("this key file uses argon2id, which neither argon2-cffi nor the installed "
                                         "cryptography provides")
@@ -189,13 +185,24 @@ class KeyWrapping(Protocol):
         ...
 
 
+class PrecomputedKdf(Protocol):
+    """An Argon2id derivation of this passphrase made ahead of time (cli/early_unlock.py starts one before the
+    command has even loaded)."""
+
+    def argon2id_key(self, salt: bytes, iterations: int, memory_kib: int, lanes: int) -> bytes | None:
+        """The key derived with exactly this salt and these parameters (waiting for it), else None."""
+        ...
+
+
 class PassphraseKey:
-    def __init__(self, passphrase: str, kdf: KdfParams | None = None) -> None:
+    def __init__(self, passphrase: str, kdf: KdfParams | None = None, *,
+                 precomputed: PrecomputedKdf | None = None) -> None:
         if not isinstance(passphrase, str) or not passphrase:
             raise InvalidParameterValue("passphrase: must not be empty", field="passphrase")
         self._passphrase = passphrase
         self._kdf = kdf or KdfParams.default()
         self._kdf.check()
+        self._precomputed = precomputed
 
     @property
     def kind(self) -> str:
@@ -215,10 +222,19 @@ class PassphraseKey:
         except (KeyError, TypeError, ValueError):
             raise DamagedObject(where, "nonce or wrapped secret missing or not base64") from None
         try:
-            return AESGCM(params.derive(self._passphrase, salt)).decrypt(nonce, wrapped, context.aad())
+            return AESGCM(self._wrapping_key(params, salt)).decrypt(nonce, wrapped, context.aad())
         except (InvalidTag, ValueError):
             raise WrongPassphrase(f"{where}: the passphrase does not open this key (or the key file was changed)") \
                 from None
+
+    def _wrapping_key(self, params: KdfParams, salt: bytes) -> bytes:
+        """The KDF's output for a key file: the precomputed one when it was made with this very salt and these
+        parameters (the output depends on nothing else but the passphrase), else derived now."""
+        if self._precomputed is not None and params.algorithm == "argon2id":
+            key = self._precomputed.argon2id_key(salt, params.iterations, params.memory_kib, params.lanes)
+            if key is not None:
+                return key
+        return params.derive(self._passphrase, salt)
 
 
 class KmsClient(Protocol):
