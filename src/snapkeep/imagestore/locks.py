@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -128,6 +127,8 @@ class LockManager:
                     + ". Wait, or run unlock if the holder is gone (stale after "
                     f"{int(self.stale_after.total_seconds())} s)"
                 )
+            import random  # only a contended lock waits
+
             sleep(min(5.0, max(0.05, (deadline - self._clock()).total_seconds())) * random.uniform(0.5, 1.0))
 
     def _remove(self, name: str) -> None:

@@ -72,7 +72,6 @@ from snapkeep.imagestore.keys import (
 from snapkeep.imagestore.locks import DEFAULT_REFRESH_EVERY, DEFAULT_STALE_AFTER, LockManager
 from snapkeep.imagestore.manifest import BlockMap, Disk, Manifest, new_image_id
 from snapkeep.imagestore.packs import MAX_PACK_SIZE, PackBuffer, PackEntry, read_header
-from snapkeep.imagestore.restore import Blob, RestorePipeline, plan_reads
 from snapkeep.imagestore.sources import BlockSink, BlockSource, block_count
 
 CONFIG_VERSION = 1
@@ -592,6 +591,8 @@ class Repository:
                                         field="target")
         index = self.index(reload=True)
         # pack id -> offset -> the chunk there and every block holding it
+        from snapkeep.imagestore.restore import Blob, RestorePipeline, plan_reads  # a backup needs none of it
+
         blobs: dict[bytes, dict[int, Blob]] = {}
         for block, chunk_id in target.block_map.items():
             location = index.lookup(chunk_id)

@@ -16,12 +16,14 @@ from collections.abc import Iterator, Sequence
 from itertools import accumulate, chain
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from snapkeep.blobstores.local import DIRECT_ALIGNMENT, is_aligned, open_direct, pwrite_all
 from snapkeep.domain.errors import DependencyFailure, InvalidParameterValue, ResourceNotFound
-from snapkeep.imagestore.filesystems import FreeSpace, free_space
 from snapkeep.imagestore.format import BLOCK_SIZE, ZERO_BLOCK
+
+if TYPE_CHECKING:
+    from snapkeep.imagestore.filesystems import FreeSpace
 
 
 class BlockSource(Protocol):
@@ -107,6 +109,8 @@ class RawImageSource:
         """With `skip_free_space`: the filesystem's free space, which `allocated_blocks` leaves out."""
         if skip_free_space:
             try:
+                from snapkeep.imagestore.filesystems import free_space  # only a full read skips free space
+
                 self.free_space = free_space(self._read_at, self._size, align=BLOCK_SIZE)
             except BaseException:
                 self.close()
