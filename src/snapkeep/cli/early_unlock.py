@@ -135,7 +135,7 @@ class Speculation:
                 salt, iterations, memory_kib, lanes = self._parameters
                 self._key = argon2id.derive(self.passphrase.encode("utf-8"), salt, iterations=iterations,
                                             memory_kib=memory_kib, lanes=lanes)
-        except Exception:
+        except Exception:  # a speculation: the ordinary unlock reads the key file, derives and reports
             self._parameters = None
 
     def argon2id_key(self, salt: bytes, iterations: int, memory_kib: int, lanes: int) -> bytes | None:

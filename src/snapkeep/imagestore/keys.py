@@ -105,8 +105,8 @@ class KdfParams:
             if not argon2id.within_bounds(self.iterations, self.memory_kib, self.lanes):
                 raise InvalidParameterValue(
                     f"{where}: argon2id needs 1..{MAX_KDF_ITERATIONS} iterations, 1..{argon2id.MAX_LANES} lanes and "
-                    f"8*lanes.."
-                    f"{MAX_KDF_MEMORY_KIB} KiB of memory; got {self.iterations}, {self.lanes}, {self.memory_kib}",
+                    f"8*lanes..{MAX_KDF_MEMORY_KIB} KiB of memory; got {self.iterations}, {self.lanes}, "
+                    f"{self.memory_kib}",
                     field="kdf",
                 )
         elif self.algorithm == "scrypt":
@@ -128,8 +128,8 @@ class KdfParams:
                 return argon2id.derive(secret, salt, iterations=self.iterations, memory_kib=self.memory_kib,
                                        lanes=self.lanes)
             if Argon2id is None:
-                raise UnsupportedFormat("this key file uses argon2id, which neither argon2-cffi nor the installed "
-                                        "cryptography provides")
+                raise UnsupportedFormat("this key file uses argon2id, which neither libargon2 (argon2-cffi-bindings) "
+                                        "nor the installed cryptography provides")
             return bytes(Argon2id(salt=salt, length=32, iterations=self.iterations, lanes=self.lanes,
                                   memory_cost=self.memory_kib).derive(secret))
         return bytes(Scrypt(salt=salt, length=32, n=self.n, r=self.r, p=self.p).derive(secret))
