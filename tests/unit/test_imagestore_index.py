@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapkeep.imagestore.errors import DamagedObject
-from snapkeep.imagestore.index import ChunkIndex, IndexFile, PackRecord
+from snapkeep.imagestore.index import COUNT, ENTRY, PACK_RECORD, ChunkIndex, IndexFile, PackRecord
 
 
 def sample_file(chunks: int = 10, packs: int = 2) -> IndexFile:
@@ -142,3 +142,63 @@ def test_memory_grows_by_at_most_64_bytes_per_unique_chunk() -> None:
     assert (peak - before) / count <= 128, f"peak {(peak - before) / count:.1f} bytes per chunk"
     probe = next(index.records())
     assert index.lookup(probe[0]) is not None
+
+
+def _encoded_without_sorting(index_file: IndexFile) -> bytes:
+    """What a writer that forgot to sort (or wrote an id twice) would store."""
+    return b"".join([COUNT.pack(len(index_file.packs)), *(PACK_RECORD.pack(*p) for p in index_file.packs),
+                     COUNT.pack(len(index_file.entries)), *(ENTRY.pack(*e) for e in index_file.entries),
+                     COUNT.pack(0)])
+
+
+def test_entries_out_of_order_or_twice_are_damage() -> None:
+    pack = PackRecord(os.urandom(32), 1, 0)
+    low, high = b"\x01" * 32, b"\x02" * 32
+    for entries in ([(high, 0, 0, 1, 1), (low, 0, 1, 1, 1)], [(low, 0, 0, 1, 1), (low, 0, 1, 1, 1)]):
+        data = _encoded_without_sorting(IndexFile(b"x", [pack], entries))
+        with pytest.raises(DamagedObject, match="not in ascending chunk id order"):
+            IndexFile.decode(b"x", data, "index/x")
+    in_order = _encoded_without_sorting(IndexFile(b"x", [pack], [(low, 0, 0, 1, 1), (high, 0, 1, 1, 1)]))
+    assert len(IndexFile.decode(b"x", in_order, "index/x").entries) == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 3),
+                          st.sampled_from([b"\x00\x00", b"\x80\x00", b"\x80\x0f", b"\xff\xff", b"\x12\x34"])),
+                min_size=1, max_size=6))
+def test_decoded_files_load_as_their_entries_would(files: list[tuple[int, int, bytes]]) -> None:
+    """The bulk load of decoded (sorted) files gives the same index as adding their entries one by one: packs
+    renumbered across files, shared packs, ids in several files (one record kept), crowded and empty buckets
+    (ids drawn from few prefixes so that files share buckets, small pieces going into place and large ones
+    appended), the first and the last bucket."""
+    shared_pack = PackRecord(b"\xaa" * 32, 100, 0)
+    decoded, plain = ChunkIndex(), ChunkIndex()
+    seen: list[bytes] = []
+    for count, packs, prefix in files:
+        index_file = IndexFile(IndexFile.new_id(), [shared_pack] + [PackRecord(os.urandom(32), 10, 0)
+                                                                    for _ in range(packs - 1)])
+        chunk_ids = {prefix + os.urandom(30) for _ in range(count)} | {b"\xff" * 32, b"\x00" * 32}
+        chunk_ids |= set(seen[:3])  # some ids again, from earlier files
+        index_file.entries = [(chunk_id, i % packs, i * 7, 5, 9) for i, chunk_id in enumerate(sorted(chunk_ids))]
+        seen.extend(sorted(chunk_ids))
+        decoded.load(IndexFile.decode(index_file.index_id, index_file.encode(), "index/x"))
+        plain.load(index_file)  # a list of entries: the one-by-one path
+    assert list(decoded.records()) == list(plain.records())
+    assert list(decoded.packs()) == list(plain.packs())
+    assert len(decoded) == len(set(seen))
+    for chunk_id in seen:
+        assert decoded.lookup(chunk_id) == plain.lookup(chunk_id)
+
+
+def test_a_small_file_goes_into_place_in_sorted_buckets() -> None:
+    """A few new ids in a bucket that holds others go between them: first, middle and last, with the bucket left
+    sorted and every id found."""
+    pack = PackRecord(os.urandom(32), 10, 0)
+    big = IndexFile(b"a", [pack], [(bytes([0x80, i]) + os.urandom(30), 0, i, 1, 1) for i in range(0, 15, 2)])
+    small = IndexFile(b"b", [pack], [(bytes([0x80, i]) + os.urandom(30), 0, i, 2, 2) for i in (1, 7, 14)])
+    index = ChunkIndex()
+    for index_file in (big, small):
+        index.load(IndexFile.decode(index_file.index_id, index_file.encode(), "index/x"))
+    ids = [record[0] for record in index.records()]
+    assert ids == sorted(chunk_id for chunk_id, *_ in big.entries + small.entries)
+    assert all(index.lookup(chunk_id) is not None for chunk_id in ids)

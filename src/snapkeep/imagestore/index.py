@@ -9,8 +9,10 @@ An index file may supersede others (a rewrite by gc or rebuild_index); supersede
 from __future__ import annotations
 
 import bisect
+import operator
 import os
 import struct
+import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +30,14 @@ RECORD = ENTRY
 """In memory the same layout, with the pack number global to the ChunkIndex."""
 BUCKET_BITS = 12
 _ID = 32
+_ID_ONLY = struct.Struct(f"<{_ID}s{ENTRY.size - _ID}x")
+_WORDS = ENTRY.size // 4
+"""An entry is 12 little-endian u32 words; the pack number is word 8, after the id."""
+_PACK_WORD = _ID // 4
+_LITTLE_ENDIAN = sys.byteorder == "little"
+_INSERT_AT_MOST = 8
+"""A bucket gaining at most this many records from another file takes them into place (a small incremental's
+file); more are appended and the bucket sorted at the first lookup."""
 
 
 class PackRecord(NamedTuple):
@@ -57,6 +67,28 @@ class _EncodedEntries(Sequence[Entry]):
 
     def __iter__(self) -> Iterator[Entry]:
         return ENTRY.iter_unpack(self._view)
+
+    @property
+    def raw(self) -> memoryview:
+        """The entries as stored: sorted by chunk id (`IndexFile.decode` checked), each id once."""
+        return self._view
+
+
+def _strictly_ascending(raw: memoryview) -> bool:
+    """True when the entries' chunk ids ascend strictly (sorted, none twice): compared pairwise in C, with no list
+    of a million ids built for it."""
+    following = _ID_ONLY.iter_unpack(raw)
+    next(following, None)
+    return all(map(operator.lt, _ID_ONLY.iter_unpack(raw), following))
+
+
+def _pack_numbers(raw: memoryview) -> array[int]:
+    """Every entry's pack number, read in C (a copy of the entries as u32 words)."""
+    words = array("I")
+    words.frombytes(raw)
+    if not _LITTLE_ENDIAN:
+        words.byteswap()
+    return words[_PACK_WORD::_WORDS]
 
 
 @dataclass
@@ -96,8 +128,10 @@ class IndexFile:
             raise DamagedObject(where, f"index is truncated: {exc}") from None
         if end != len(data) or len(supersedes) != superseded or len(entries) != entry_count:
             raise DamagedObject(where, "index sizes do not add up to its length")
-        if any(pack >= pack_count for _, pack, _, _, _ in entries):
+        if entry_count and max(_pack_numbers(entries.raw)) >= pack_count:
             raise DamagedObject(where, "an index entry names a pack number beyond its pack table")
+        if not _strictly_ascending(entries.raw):
+            raise DamagedObject(where, "its entries are not in ascending chunk id order, each id once")
         return IndexFile(index_id, packs, entries, supersedes)
 
 
@@ -175,13 +209,58 @@ class ChunkIndex:
     # --- chunks ----------------------------------------------------------------------------------------------
 
     def load(self, index_file: IndexFile) -> None:
-        """Add every pack and entry of an index file (bulk: records are sorted once, at the first lookup)."""
+        """Add every pack and entry of an index file (bulk: a bucket that gains records from a second file is
+        sorted once, at the first lookup)."""
         numbers = [self.add_pack(*p) for p in index_file.packs]
-        for chunk_id, pack, offset, length, raw_length in index_file.entries:
-            bucket = _bucket_of(chunk_id)
-            self._buckets[bucket] += RECORD.pack(chunk_id, numbers[pack], offset, length, raw_length)
-            self._unsorted.add(bucket)
+        entries = index_file.entries
+        if isinstance(entries, _EncodedEntries) and _LITTLE_ENDIAN:
+            self._load_sorted(entries.raw, numbers)
+        else:
+            for chunk_id, pack, offset, length, raw_length in entries:
+                bucket = _bucket_of(chunk_id)
+                self._buckets[bucket] += RECORD.pack(chunk_id, numbers[pack], offset, length, raw_length)
+                self._unsorted.add(bucket)
         self._count = -1
+
+    def _load_sorted(self, raw: memoryview, numbers: list[int]) -> None:
+        """A decoded file's entries are already records in id order: renumber their packs in one pass over a
+        word view, then hand each bucket its slice, found by bisecting the ids' first 16 bits (no object per
+        entry)."""
+        records = bytearray(raw)
+        if numbers != list(range(len(numbers))):
+            words = memoryview(records).cast("I")
+            words[_PACK_WORD::_WORDS] = array("I", map(numbers.__getitem__, words[_PACK_WORD::_WORDS]))
+            words.release()
+        heads = _heads(records)
+        shift = 16 - BUCKET_BITS
+        start, count = 0, len(heads)
+        while start < count:
+            number = heads[start] >> shift
+            end = bisect.bisect_left(heads, (number + 1) << shift, lo=start)
+            piece = records[start * RECORD.size:end * RECORD.size]
+            if number in self._unsorted:
+                self._buckets[number] += piece
+            elif not self._buckets[number]:
+                self._buckets[number] = piece  # sorted, each id once: as decode checked
+            elif end - start <= _INSERT_AT_MOST:  # a small backup's few records: into place, the bucket stays sorted
+                for offset in range(0, len(piece), RECORD.size):
+                    self._insert(number, bytes(piece[offset:offset + RECORD.size]))
+            else:
+                self._buckets[number] += piece
+                self._unsorted.add(number)
+            start = end
+
+    def _insert(self, number: int, record: bytes) -> None:
+        """Put one record into its sorted bucket; of two records for one id the smaller stays, as `_sort` keeps."""
+        bucket = self._buckets[number]
+        ids = _Ids(bucket)
+        position = bisect.bisect_left(ids, record[:_ID])
+        start = position * RECORD.size
+        if position < len(ids) and ids[position] == record[:_ID]:
+            if record < bucket[start:start + RECORD.size]:
+                bucket[start:start + RECORD.size] = record
+            return
+        bucket[start:start] = record
 
     def add(self, chunk_id: bytes, pack_number: int, offset: int, length: int, raw_length: int) -> bool:
         """Insert one chunk in order; False (and nothing changed) when the id is already indexed."""
@@ -244,6 +323,19 @@ class ChunkIndex:
             self._buckets[number] = bytearray(b"".join(unique))
         self._unsorted.clear()
         self._count = -1
+
+
+def _heads(records: bytearray) -> array[int]:
+    """The first 16 bits of every record's id as numbers (in id order when the records are), gathered in C."""
+    view = memoryview(records)
+    pairs = bytearray(2 * (len(records) // RECORD.size))
+    pairs[0::2] = view[0::RECORD.size]
+    pairs[1::2] = view[1::RECORD.size]
+    heads = array("H")
+    heads.frombytes(pairs)
+    if _LITTLE_ENDIAN:
+        heads.byteswap()  # the id's bytes are big-endian: its first byte is the high one
+    return heads
 
 
 def _bucket_of(chunk_id: bytes) -> int:
