@@ -223,21 +223,21 @@ class ChunkIndex:
         self._count = -1
 
     def _load_sorted(self, raw: memoryview, numbers: list[int]) -> None:
-        """A decoded file's entries are already records in id order: renumber their packs in one pass over a
-        word view, then hand each bucket its slice, found by bisecting the ids' first 16 bits (no object per
-        entry)."""
-        records = bytearray(raw)
-        if numbers != list(range(len(numbers))):
-            words = memoryview(records).cast("I")
-            words[_PACK_WORD::_WORDS] = array("I", map(numbers.__getitem__, words[_PACK_WORD::_WORDS]))
-            words.release()
-        heads = _heads(records)
+        """A decoded file's entries are already records in id order: each bucket gets its slice, found by
+        bisecting the ids' first 16 bits, with the pack numbers renumbered through a word view (no object per
+        entry, and no second copy of the file)."""
+        heads = _heads(raw)
+        renumber = numbers != list(range(len(numbers)))
         shift = 16 - BUCKET_BITS
         start, count = 0, len(heads)
         while start < count:
             number = heads[start] >> shift
             end = bisect.bisect_left(heads, (number + 1) << shift, lo=start)
-            piece = records[start * RECORD.size:end * RECORD.size]
+            piece = bytearray(raw[start * RECORD.size:end * RECORD.size])
+            if renumber:
+                words = memoryview(piece).cast("I")
+                words[_PACK_WORD::_WORDS] = array("I", map(numbers.__getitem__, words[_PACK_WORD::_WORDS]))
+                words.release()
             if number in self._unsorted:
                 self._buckets[number] += piece
             elif not self._buckets[number]:
@@ -325,12 +325,11 @@ class ChunkIndex:
         self._count = -1
 
 
-def _heads(records: bytearray) -> array[int]:
+def _heads(records: memoryview) -> array[int]:
     """The first 16 bits of every record's id as numbers (in id order when the records are), gathered in C."""
-    view = memoryview(records)
     pairs = bytearray(2 * (len(records) // RECORD.size))
-    pairs[0::2] = view[0::RECORD.size]
-    pairs[1::2] = view[1::RECORD.size]
+    pairs[0::2] = records[0::RECORD.size]
+    pairs[1::2] = records[1::RECORD.size]
     heads = array("H")
     heads.frombytes(pairs)
     if _LITTLE_ENDIAN:
