@@ -13,6 +13,7 @@ backup. Where O_DIRECT is refused (tmpfs, some network file systems) the same ca
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import mmap
@@ -45,8 +46,6 @@ def is_aligned(view: memoryview) -> bool:
     """True when a buffer starts on a direct-I/O boundary (only writable buffers expose their address)."""
     if view.readonly or not view.c_contiguous:
         return False
-    import ctypes  # here: only direct I/O asks, and loading it costs a small backup 4 ms
-
     try:
         address = ctypes.addressof(ctypes.c_char.from_buffer(view))
     except (TypeError, ValueError):
