@@ -56,7 +56,9 @@ class SigV4(requests.auth.AuthBase):
                          headers=dict(prepared.headers))
         self.signer.add_auth(aws)
         prepared.headers["Authorization"] = aws.headers["Authorization"]
-        prepared.headers["X-Amz-Date"] = aws.headers["X-Amz-Date"]
+        for name in ("X-Amz-Date", "Date"):  # a generated Date header makes botocore sign with it instead
+            if aws.headers.get(name) is not None:
+                prepared.headers[name] = aws.headers[name]
         return prepared
 
 
