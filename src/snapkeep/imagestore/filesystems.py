@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from snapkeep.imagestore.partitions import partitions
-
-ReadAt = Callable[[int, int], bytes]
-"""read_at(offset, length): `length` bytes of the disk from byte `offset` (fewer only at its end)."""
+from snapkeep.imagestore.partitions import ReadAt, partitions
 
 SUPERBLOCK_OFFSET = 1024
 EXT_MAGIC = 0xEF53

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 ReadAt = Callable[[int, int], bytes]
+"""read_at(offset, length): `length` bytes of the disk from byte `offset` (fewer only at its end)."""
 MBR_SIZE = 512
 MBR_SIGNATURE = b"\x55\xaa"
 MBR_ENTRIES = 446
